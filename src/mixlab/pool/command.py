@@ -1,0 +1,84 @@
+"""CLI for the pool: ``mixlab ingest`` and ``mixlab attrs``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from mixlab.pool.ingest import ingest
+from mixlab.pool.pool import Pool
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    pool = ingest(
+        args.inputs,
+        args.out,
+        tokenizer=args.tokenizer,
+        shard_docs=args.shard_docs,
+        max_chars=args.max_chars,
+        text_field=args.text_field,
+        decode_tokenizer=args.decode_tokenizer,
+        force=args.force,
+    )
+    print(
+        f"pool {pool.root}: {pool.n_docs()} documents, {pool.n_tokens()} tokens, {len(pool.shards)} shards, "
+        f"{pool.quarantine_count()} quarantined"
+    )
+    for reason, n in pool.meta.get("quarantine_reasons", {}).items():
+        print(f"  quarantined ({reason}): {n}")
+    return 0
+
+
+def _cmd_attrs(args: argparse.Namespace) -> int:
+    pool = Pool.open(args.pool)
+    if args.name is None:
+        for name in pool.attributes():
+            state = "complete" if pool.has_attr(name) else "incomplete"
+            print(f"{name}\t{state}")
+        return 0
+    df = pool.read_attr(args.name)
+    out = Path(args.out) if args.out else None
+    rows: Any = df.to_dict(orient="records")
+    if out is None:
+        for row in rows[: args.head]:
+            print(json.dumps(row, default=_json_default, ensure_ascii=False))
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        with out.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+    print(f"wrote {len(df)} rows of attribute {args.name!r} to {out}")
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ingest", help="read JSONL/Parquet/LMFlow/HF/ClimbLab inputs into a sharded pool")
+    p.add_argument("inputs", nargs="+", help="files or folders to read")
+    p.add_argument("--out", required=True, help="pool folder to create")
+    p.add_argument("--tokenizer", required=True, help="training tokenizer: folder, tokenizer.json, .model or name")
+    p.add_argument("--shard-docs", type=int, default=10_000, help="documents per shard")
+    p.add_argument("--max-chars", type=int, default=1_000_000, help="quarantine documents longer than this")
+    p.add_argument("--text-field", default="text", help="name of the text field/column")
+    p.add_argument("--decode-tokenizer", default=None, help="tokenizer that decodes ClimbLab token ids (GPT-2)")
+    p.add_argument("--force", action="store_true", help="rebuild an existing pool made with other settings")
+    p.set_defaults(func=_cmd_ingest)
+
+    a = sub.add_parser("attrs", help="list a pool's attributes, or export one joined with document ids")
+    a.add_argument("pool", help="pool folder")
+    a.add_argument("name", nargs="?", default=None, help="attribute name (omit to list attributes)")
+    a.add_argument("--out", default=None, help="FILE.jsonl (one object per document) or FILE.parquet")
+    a.add_argument("--head", type=int, default=10, help="rows to print when --out is not given")
+    a.set_defaults(func=_cmd_attrs)

@@ -1,0 +1,268 @@
+"""Readers for the formats users already have; every line either yields a document or a quarantine record.
+
+Supported inputs (DESIGN.md "Users' world"):
+- JSON Lines, optionally ``.gz`` or ``.zst`` compressed: one object per line with a text field;
+- Parquet with a text column;
+- LMFlow ``{"type": "text_only", "instances": [{"text": ...}, ...]}`` JSON;
+- Hugging Face datasets saved with ``save_to_disk`` (a folder with ``dataset_info.json`` and ``*.arrow``);
+- the NVIDIA ClimbLab layout (``cluster_k/*.tokenized.parquet`` with GPT-2 ids in ``tokens``), decoded
+  with the GPT-2 tokenizer given as ``decode_tokenizer``.
+
+Nothing is dropped silently: malformed lines, wrong encodings, missing or non-string text fields and
+empty documents come back as :class:`Quarantined` with the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class RawDoc:
+    """One document as read: text plus provenance."""
+
+    text: str
+    source: str
+    file: str
+    line: int
+    """1-based line (JSONL), row (Parquet/Arrow) or instance (LMFlow) number."""
+    orig_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An input record that could not become a document, with the reason."""
+
+    file: str
+    line: int
+    reason: str
+    raw: str = ""
+
+
+class InputFormatError(ValueError):
+    """A whole input cannot be read (unknown format, unreadable file)."""
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    name = path.name
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if name.endswith(".zst") or name.endswith(".zstd"):
+        import zstandard
+
+        fh = path.open("rb")
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
+        return io.BufferedReader(reader)  # type: ignore[arg-type]
+    return path.open("rb")
+
+
+def detect_format(path: Path) -> str:
+    """Name the format of ``path``: jsonl, parquet, climblab, lmflow, hf_disk."""
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            return "hf_disk"
+        if any(path.glob("cluster_*/*.tokenized.parquet")) or any(path.glob("*.tokenized.parquet")):
+            return "climblab"
+        raise InputFormatError(f"{path}: directory is neither a HF dataset on disk nor a ClimbLab layout")
+    name = path.name
+    if name.endswith(".tokenized.parquet"):
+        return "climblab"
+    if name.endswith(".parquet"):
+        return "parquet"
+    base = name.removesuffix(".gz").removesuffix(".zst").removesuffix(".zstd")
+    if base.endswith(".jsonl") or base.endswith(".ndjson"):
+        return "jsonl"
+    if base.endswith(".json"):
+        with _open_binary(path) as fh:
+            head = fh.read(4096).lstrip()
+        if head.startswith(b"{") and b'"type"' in head and b'"instances"' in head:
+            return "lmflow"
+        return "jsonl"
+    raise InputFormatError(f"{path}: unknown input format (expected .jsonl[.gz|.zst], .parquet, .json)")
+
+
+def _source_of(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".zst", ".zstd", ".jsonl", ".ndjson", ".json", ".parquet", ".tokenized"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _check_text(value: Any, file: str, line: int, raw: str) -> str | Quarantined:
+    if value is None:
+        return Quarantined(file, line, "missing text field", raw[:200])
+    if not isinstance(value, str):
+        return Quarantined(file, line, f"text field is {type(value).__name__}, not a string", raw[:200])
+    if not value.strip():
+        return Quarantined(file, line, "empty document", raw[:200])
+    return value
+
+
+def read_jsonl(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
+    file = str(path)
+    default_source = _source_of(path)
+    with _open_binary(path) as fh:
+        for lineno, raw_bytes in enumerate(fh, 1):
+            if not raw_bytes.strip():
+                continue
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Quarantined(file, lineno, f"invalid UTF-8: {exc}", raw_bytes[:200].decode("latin-1"))
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                yield Quarantined(file, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}", raw[:200])
+                continue
+            if not isinstance(obj, dict):
+                yield Quarantined(file, lineno, "JSON line is not an object", raw[:200])
+                continue
+            text = _check_text(obj.get(text_field), file, lineno, raw)
+            if isinstance(text, Quarantined):
+                yield text
+                continue
+            meta = {k: v for k, v in obj.items() if k not in (text_field, "id", "source")}
+            orig = obj.get("id")
+            yield RawDoc(
+                text=text,
+                source=str(obj.get("source") or default_source),
+                file=file,
+                line=lineno,
+                orig_id=None if orig is None else str(orig),
+                meta=meta,
+            )
+
+
+def read_lmflow(path: Path) -> Iterator[RawDoc | Quarantined]:
+    file = str(path)
+    with _open_binary(path) as fh:
+        try:
+            obj = json.loads(fh.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputFormatError(f"{path}: not a valid LMFlow JSON file: {exc}") from exc
+    if obj.get("type") != "text_only" or not isinstance(obj.get("instances"), list):
+        raise InputFormatError(f"{path}: LMFlow file must have type 'text_only' and a list of instances")
+    source = _source_of(path)
+    for i, inst in enumerate(obj["instances"], 1):
+        raw = json.dumps(inst)[:200]
+        if not isinstance(inst, dict):
+            yield Quarantined(file, i, "instance is not an object", raw)
+            continue
+        text = _check_text(inst.get("text"), file, i, raw)
+        if isinstance(text, Quarantined):
+            yield text
+            continue
+        yield RawDoc(text=text, source=source, file=file, line=i)
+
+
+def _iter_table_rows(table: Any, file: str, source: str, text_field: str) -> Iterator[RawDoc | Quarantined]:
+    if text_field not in table.column_names:
+        raise InputFormatError(f"{file}: no {text_field!r} column (columns: {table.column_names})")
+    cols = table.to_pydict()
+    texts = cols.pop(text_field)
+    ids = cols.pop("id", [None] * len(texts))
+    sources = cols.pop("source", [None] * len(texts))
+    for i, text in enumerate(texts):
+        checked = _check_text(text, file, i + 1, repr(text)[:200])
+        if isinstance(checked, Quarantined):
+            yield checked
+            continue
+        yield RawDoc(
+            text=checked,
+            source=str(sources[i] or source),
+            file=file,
+            line=i + 1,
+            orig_id=None if ids[i] is None else str(ids[i]),
+            meta={k: v[i] for k, v in cols.items()},
+        )
+
+
+def read_parquet(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
+    yield from _iter_table_rows(pq.read_table(path), str(path), _source_of(path), text_field)
+
+
+def read_hf_disk(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
+    import pyarrow as pa
+
+    arrows = sorted(path.rglob("*.arrow"))
+    if not arrows:
+        raise InputFormatError(f"{path}: HF dataset folder holds no .arrow files")
+    for arrow in arrows:
+        with pa.memory_map(str(arrow)) as src:
+            try:
+                table = pa.ipc.open_stream(src).read_all()
+            except pa.ArrowInvalid:
+                table = pa.ipc.open_file(src).read_all()
+        yield from _iter_table_rows(table, str(arrow), path.name, text_field)
+
+
+def read_climblab(path: Path, decode_tokenizer: Any) -> Iterator[RawDoc | Quarantined]:
+    """ClimbLab token files: decode GPT-2 ids back to text; the cluster folder becomes the source."""
+    files = sorted(path.glob("cluster_*/*.tokenized.parquet")) if path.is_dir() else [path]
+    if not files and path.is_dir():
+        files = sorted(path.glob("*.tokenized.parquet"))
+    if decode_tokenizer is None:
+        raise InputFormatError(f"{path}: ClimbLab token files need a decode tokenizer (GPT-2)")
+    for f in files:
+        table = pq.read_table(f, columns=["tokens"])
+        source = f.parent.name if f.parent.name.startswith("cluster_") else _source_of(f)
+        tokens = table.column("tokens").to_pylist()
+        texts = decode_tokenizer.batch_decode(tokens, clean_up_tokenization_spaces=False)
+        for i, text in enumerate(texts):
+            checked = _check_text(text, str(f), i + 1, "")
+            if isinstance(checked, Quarantined):
+                yield checked
+                continue
+            yield RawDoc(text=checked, source=source, file=str(f), line=i + 1, meta={"cluster": source})
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Expand folders of JSONL/Parquet into their files (sorted); keep dataset folders whole."""
+    out: list[Path] = []
+    for p in inputs:
+        if not p.exists():
+            raise InputFormatError(f"{p}: input does not exist")
+        if p.is_dir():
+            try:
+                detect_format(p)
+                out.append(p)
+                continue
+            except InputFormatError:
+                pass
+            files = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file() and any(f.name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet"))
+            )
+            if not files:
+                raise InputFormatError(f"{p}: directory holds no readable input files")
+            out.extend(files)
+        else:
+            out.append(p)
+    return out
+
+
+def read_any(path: Path, text_field: str = "text", decode_tokenizer: Any = None) -> Iterator[RawDoc | Quarantined]:
+    fmt = detect_format(path)
+    if fmt == "jsonl":
+        yield from read_jsonl(path, text_field)
+    elif fmt == "parquet":
+        yield from read_parquet(path, text_field)
+    elif fmt == "lmflow":
+        yield from read_lmflow(path)
+    elif fmt == "hf_disk":
+        yield from read_hf_disk(path, text_field)
+    elif fmt == "climblab":
+        yield from read_climblab(path, decode_tokenizer)
+    else:  # pragma: no cover - detect_format only returns the names above
+        raise InputFormatError(f"{path}: unsupported format {fmt}")
