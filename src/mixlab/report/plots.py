@@ -1,0 +1,122 @@
+"""Plots for the report (matplotlib, Agg backend): each function saves one PNG and returns its path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def domain_sizes(tokens: Mapping[str, int], docs: Mapping[str, int], path: Path) -> Path:
+    """Tokens and documents per domain, side by side."""
+    names = list(tokens)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].bar(names, [tokens[n] for n in names], color="#4C72B0")
+    axes[0].set_title("tokens per domain")
+    axes[1].bar(names, [docs.get(n, 0) for n in names], color="#55A868")
+    axes[1].set_title("documents per domain")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    return _save(fig, path)
+
+
+def quality_histograms(scores: pd.DataFrame, path: Path, bins: int = 40) -> Path:
+    """Distribution of ``quality_score`` per domain (columns ``domain``, ``quality_score``, ``quality_keep``)."""
+    domains = sorted(scores["domain"].unique())
+    cols = min(3, len(domains))
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, dom in zip(axes.flat, domains, strict=False):
+        sub = scores[scores["domain"] == dom]
+        keep = sub["quality_keep"].astype(bool) if "quality_keep" in sub else pd.Series(True, index=sub.index)
+        lo, hi = float(scores["quality_score"].min()), float(scores["quality_score"].max())
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, bins)
+        ax.hist(sub.loc[keep, "quality_score"], bins=edges, color="#4C72B0", alpha=0.8, label="kept")
+        ax.hist(sub.loc[~keep, "quality_score"], bins=edges, color="#C44E52", alpha=0.8, label="filtered")
+        ax.set_title(f"{dom} (n={len(sub)})")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(domains) :]:
+        ax.axis("off")
+    fig.suptitle("quality score per domain")
+    return _save(fig, path)
+
+
+def mixture_weights(mixtures: Mapping[str, Mapping[str, float]], path: Path, title: str = "mixture weights") -> Path:
+    """Grouped bars: one group per domain, one bar per named mixture."""
+    names = list(mixtures)
+    domains = list(next(iter(mixtures.values())))
+    x = np.arange(len(domains))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(domains)), 3.8))
+    for i, name in enumerate(names):
+        ax.bar(x + i * width, [mixtures[name].get(d, 0.0) for d in domains], width, label=name)
+    ax.set_xticks(x + width * (len(names) - 1) / 2, domains, rotation=30)
+    ax.set_ylabel("weight")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def swarm_mixtures(ratios: pd.DataFrame, path: Path) -> Path:
+    """Stacked bars of every proxy run's mixture."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(ratios)), 3.6))
+    bottom = np.zeros(len(ratios))
+    for dom in ratios.columns:
+        ax.bar(range(len(ratios)), ratios[dom].to_numpy(), bottom=bottom, label=dom)
+        bottom += ratios[dom].to_numpy()
+    ax.set_xlabel("proxy run")
+    ax.set_ylabel("weight")
+    ax.set_title("candidate mixtures (swarm)")
+    ax.legend(fontsize=7, ncol=3)
+    return _save(fig, path)
+
+
+def predicted_vs_measured(
+    pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str = "cross-validated predictions"
+) -> Path:
+    """Scatter of CV-predicted vs measured, one panel per target."""
+    names = list(pairs)
+    cols = min(3, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        pred, meas = pairs[name]
+        ax.scatter(meas, pred, s=14, alpha=0.8)
+        lo = float(np.nanmin([np.nanmin(pred), np.nanmin(meas)]))
+        hi = float(np.nanmax([np.nanmax(pred), np.nanmax(meas)]))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlabel("measured")
+        ax.set_ylabel("predicted")
+        ax.set_title(name, fontsize=9)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confirm_scores(scores: pd.DataFrame, path: Path) -> Path:
+    """Grouped bars of measured task scores (rows = mixtures, columns = tasks)."""
+    x = np.arange(len(scores.columns))
+    width = 0.8 / max(1, len(scores))
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(scores.columns)), 3.8))
+    for i, (name, row) in enumerate(scores.iterrows()):
+        ax.bar(x + i * width, row.to_numpy(dtype=float), width, label=str(name))
+    ax.set_xticks(x + width * (len(scores) - 1) / 2, list(scores.columns), rotation=20)
+    ax.set_ylabel("accuracy")
+    ax.set_title("confirmation runs: measured task accuracy")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
