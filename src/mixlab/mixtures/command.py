@@ -1,0 +1,67 @@
+"""CLI: ``mixlab mixtures POOL --n 64 --out ratios.csv``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from mixlab.mixtures.catalog import load_catalog
+from mixlab.mixtures.config import MixtureConfig, load_section, parse_tokens
+from mixlab.mixtures.sampler import catalog_domain_tokens, entropy, sample_mixtures
+from mixlab.pool.pool import Pool
+from mixlab.swarm import write_ratios
+
+
+def _config_from_args(args: argparse.Namespace) -> MixtureConfig:
+    values = load_section(args.config, "mixtures") if args.config else {}
+    overrides = {
+        "n": args.n,
+        "seed": args.seed,
+        "budget_tokens": parse_tokens(args.budget) if args.budget is not None else None,
+        "max_epochs": args.max_epochs,
+        "min_weight": args.min_weight,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return MixtureConfig(**values)
+    except ValidationError as exc:
+        where = args.config or "command line"
+        raise ValueError(f"{where}: invalid mixtures config: {exc}") from exc
+
+
+def _cmd_mixtures(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)
+    pool = Pool.open(args.pool)
+    catalog = load_catalog(pool, config)
+    available = catalog_domain_tokens(catalog, soft=config.soft_labels)
+    total = sum(available.values())
+    if total <= 0:
+        raise ValueError(f"{pool.root}: no tokens left after exclusions")
+    prior = {d: t / total for d, t in available.items()}
+    ratios = sample_mixtures(prior, config, available)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_ratios(out, ratios)
+    ent = entropy(ratios)
+    print(f"wrote {len(ratios)} mixtures over {len(ratios.columns)} domains to {out}")
+    print(f"  domains from {catalog.domain_origin}; available tokens: " + ", ".join(f"{d}={t}" for d, t in available.items()))
+    excl = catalog.exclusion_counts()
+    if excl:
+        print("  excluded: " + ", ".join(f"{r}={v['docs']} docs/{v['tokens']} tokens" for r, v in excl.items()))
+    print(f"  entropy (nats): min {ent.min():.3f}, mean {ent.mean():.3f}, max {ent.max():.3f}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("mixtures", help="sample candidate mixtures (RegMix Dirichlet) into ratios.csv")
+    p.add_argument("pool", help="pool folder")
+    p.add_argument("--n", type=int, default=None, help="number of mixtures (default 64)")
+    p.add_argument("--config", default=None, help="YAML with a `mixtures:` section (MixtureConfig fields)")
+    p.add_argument("--budget", default=None, help="token budget (e.g. 10B, 500M): enables availability caps")
+    p.add_argument("--max-epochs", type=float, default=None, help="repetition cap per domain (default 4)")
+    p.add_argument("--min-weight", type=float, default=None, help="weights are 0 or at least this (default 0.01)")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
+    p.add_argument("--out", required=True, help="ratios.csv to write")
+    p.set_defaults(func=_cmd_mixtures)

@@ -1,0 +1,282 @@
+"""The pipeline runner: chains every stage for ``mixlab run`` (and ``mixlab demo``).
+
+Each step leaves its artefacts under the work dir and is skipped when they already exist, so a crashed
+run is resumed by running the same command again. This module and ``cli.py`` are the only places that
+know every stage; stages themselves only see what comes before them in the flow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mixlab.config import PipelineConfig
+from mixlab.pool.ingest import ingest
+from mixlab.pool.pool import Pool, atomic_write_text
+from mixlab.swarm import read_metrics, read_ratios, write_ratios
+
+log = logging.getLogger("mixlab.pipeline")
+
+
+@dataclass
+class RunSummary:
+    """Where the results of a pipeline run are."""
+
+    workdir: Path
+    report: Path
+    optimal: Path
+    dataset: Path
+    confirm: pd.DataFrame | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- per-run callables for the swarm (module level so they pickle into worker processes) --------------
+
+
+def make_selection(pool_root: str, select_json: str, workdir: str, run: str, weights: dict[str, float]) -> Path:
+    """Select and export the training documents of one proxy run (skipped when already exported)."""
+    from mixlab.select.config import SelectConfig
+    from mixlab.select.export import export_selection
+    from mixlab.select.selection import select_documents
+
+    out = Path(workdir) / "selections" / run
+    if (out / "manifest.json").exists():
+        return out
+    pool = Pool.open(pool_root)
+    cfg = SelectConfig.model_validate_json(select_json)
+    selection = select_documents(pool, weights, cfg)
+    export_selection(pool, selection, out, ["jsonl"])
+    return out
+
+
+def train_run(proxy_json: str, tokenizer: str, run: str, data: Path, out_dir: Path) -> Any:
+    """Train one proxy with the pipeline's fixed hyper-parameters."""
+    from mixlab.proxies.config import ProxyConfig
+    from mixlab.proxies.trainer import train_proxy
+
+    return train_proxy(ProxyConfig.model_validate_json(proxy_json), data, tokenizer, out_dir)
+
+
+def _read_texts(path: str, limit: int | None = None) -> list[str]:
+    texts: list[str] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+            if limit and len(texts) >= limit:
+                break
+    return texts
+
+
+def evaluate_run(
+    tasks: dict[str, str], validation: dict[str, str], metric_cfg: dict[str, Any], run: str, model_dir: Path
+) -> dict[str, float]:
+    """Score one trained proxy on every task and every domain's validation slice: one metrics row."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mixlab.evaluation.domain_loss import domain_losses
+    from mixlab.evaluation.multiple_choice import evaluate_task
+    from mixlab.evaluation.results import metrics_row
+    from mixlab.evaluation.tasks import load_task
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    results = {
+        name: evaluate_task(
+            model, tokenizer, load_task(name, spec), batch_size=metric_cfg["batch_size"], limit=metric_cfg["limit"]
+        )
+        for name, spec in tasks.items()
+    }
+    losses = None
+    if validation:
+        texts = {dom: _read_texts(path) for dom, path in validation.items()}
+        losses = domain_losses(model, tokenizer, texts, block_size=metric_cfg["block_size"])
+    return metrics_row(results, losses)
+
+
+# --- steps ----------------------------------------------------------------------------------------------
+
+
+def task_columns(cfg: PipelineConfig) -> dict[str, str]:
+    """Objective name -> metrics.csv column, for each task."""
+    return {name: f"{name}/{cfg.evaluation.metric}" for name in cfg.evaluation.tasks}
+
+
+def prepare_pool(cfg: PipelineConfig) -> Pool:
+    """ingest, then annotate: domains, quality, duplicates, contamination (each skipped when done)."""
+    from mixlab.dedup.config import DecontamConfig
+    from mixlab.dedup.stage import decontaminate_pool, dedup_pool
+    from mixlab.domains.partition import partition_pool
+    from mixlab.quality.stage import score_quality
+
+    work = Path(cfg.workdir)
+    ing = cfg.ingest
+    pool = ingest(
+        ing.inputs,
+        work / "pool",
+        tokenizer=ing.tokenizer,
+        shard_docs=ing.shard_docs,
+        max_chars=ing.max_chars,
+        text_field=ing.text_field,
+        decode_tokenizer=ing.decode_tokenizer,
+    )
+    partition_pool(pool, cfg.partition, workers=cfg.workers)
+    if cfg.quality is not None:
+        score_quality(pool, cfg.quality, workers=cfg.workers)
+    if cfg.dedup is not None:
+        dedup_pool(pool, cfg.dedup, workers=cfg.workers)
+    if cfg.decontaminate:
+        decontaminate_pool(pool, DecontamConfig(tasks=dict(cfg.evaluation.tasks)), workers=cfg.workers)
+    return pool
+
+
+def candidate_mixtures(cfg: PipelineConfig, pool: Pool) -> pd.DataFrame:
+    """RegMix-style candidates around the token prior, written once to ratios.csv."""
+    from mixlab.mixtures.sampler import available_tokens, sample_mixtures, token_prior
+
+    path = Path(cfg.workdir) / "ratios.csv"
+    if path.exists():
+        return read_ratios(path)
+    ratios = sample_mixtures(token_prior(pool), cfg.mixtures, available_tokens(pool))
+    write_ratios(path, ratios)
+    return read_ratios(path)
+
+
+def baseline_mixtures(pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
+    """The natural token proportions (after exclusions) and the uniform mixture."""
+    from mixlab.mixtures.sampler import token_prior
+
+    prior = token_prior(pool)
+    natural = {d: float(prior.get(d, 0.0)) for d in domains}
+    total = sum(natural.values())
+    return {
+        "natural": {d: v / total for d, v in natural.items()},
+        "uniform": {d: 1.0 / len(domains) for d in domains},
+    }
+
+
+def run_swarm_step(cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: str = "swarm") -> pd.DataFrame:
+    """Train and evaluate one proxy per mixture row; finished runs are skipped, failures recorded."""
+    from mixlab.proxies.swarm import run_swarm
+
+    work = Path(cfg.workdir)
+    evaluate = partial(
+        evaluate_run,
+        dict(cfg.evaluation.tasks),
+        dict(cfg.evaluation.validation),
+        {"batch_size": cfg.evaluation.batch_size, "limit": cfg.evaluation.limit, "block_size": cfg.evaluation.block_size},
+    )
+    return run_swarm(
+        ratios,
+        make_data=partial(make_selection, str(pool.root), cfg.select.model_dump_json(), str(work)),
+        train=partial(train_run, cfg.proxy.model_dump_json(), pool.tokenizer_spec),
+        evaluate=evaluate,
+        out_dir=work / name,
+        metrics_csv=work / name / "metrics.csv",
+        workers=cfg.workers,
+    )
+
+
+def fit_and_search(cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFrame, prior: dict[str, float]) -> dict[str, Any]:
+    """Fit one regressor per objective (total + each task), search each optimum, write optimal*.json."""
+    from mixlab.regression.fit import Target, fit_targets
+    from mixlab.search.run import search_all, write_optimal
+
+    work = Path(cfg.workdir)
+    cols = task_columns(cfg)
+    ok = metrics[metrics.get("status", pd.Series("ok", index=metrics.index)).fillna("ok") == "ok"]
+    runs = [r for r in ratios.index if r in ok.index]
+    targets = [Target(name="total", columns=list(cols.values()), kind="sum", direction="max")]
+    targets += [Target(name=n, columns=[c], kind="column", direction="max") for n, c in cols.items()]
+    fit = fit_targets(ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=cfg.fit.cv_folds)
+    results = search_all(
+        fit,
+        prior=prior,
+        method=cfg.search.method,
+        n_samples=cfg.search.n_samples,
+        top_k=cfg.search.top_k,
+        seed=cfg.seed,
+        kl_weight=cfg.search.kl_weight,
+        chosen=cfg.search.objective,
+    )
+    write_optimal(work / "optimal.json", results, out_dir=work)
+    return {"fit": fit, "results": results}
+
+
+def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear list of steps reads best
+    """Run every stage; return where the report, the optimum and the dataset are."""
+    from mixlab.report.build import build_report
+    from mixlab.select.config import SelectConfig
+    from mixlab.select.export import export_selection
+    from mixlab.select.selection import select_documents
+
+    work = Path(cfg.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def timed(name: str, t0: float) -> None:
+        timings[name] = round(time.perf_counter() - t0, 2)
+        log.info("%s done in %.1fs", name, timings[name])
+
+    t0 = time.perf_counter()
+    pool = prepare_pool(cfg)
+    timed("annotate", t0)
+
+    t0 = time.perf_counter()
+    ratios = candidate_mixtures(cfg, pool)
+    domains = list(ratios.columns)
+    swarm_metrics = run_swarm_step(cfg, pool, ratios, "swarm")
+    timed("swarm", t0)
+
+    t0 = time.perf_counter()
+    baselines = baseline_mixtures(pool, domains)
+    found = fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"])
+    optimal_weights: dict[str, float] = found["results"]["objectives"][cfg.search.objective]["weights"]
+    timed("fit+search", t0)
+
+    t0 = time.perf_counter()
+    dataset_dir = work / "dataset"
+    if not (dataset_dir / "manifest.json").exists():
+        build_cfg = cfg.select.model_copy(update={"budget_tokens": cfg.build.budget_tokens})
+        build_cfg = SelectConfig.model_validate(build_cfg.model_dump())
+        selection = select_documents(pool, optimal_weights, build_cfg)
+        export_selection(pool, selection, dataset_dir, list(cfg.build.formats))
+    timed("build", t0)
+
+    confirm = None
+    if cfg.confirm.enabled:
+        t0 = time.perf_counter()
+        rows = {"optimal": optimal_weights, **{b: baselines[b] for b in cfg.confirm.baselines}}
+        confirm_ratios = pd.DataFrame.from_dict(rows, orient="index")[domains]
+        write_ratios(work / "confirm_ratios.csv", confirm_ratios)
+        run_swarm_step(cfg, pool, read_ratios(work / "confirm_ratios.csv"), "confirm")
+        confirm = read_metrics(work / "confirm" / "metrics.csv")
+        timed("confirm", t0)
+
+    t0 = time.perf_counter()
+    report = build_report(cfg, pool, found, confirm, timings)
+    timed("report", t0)
+    atomic_write_text(work / "timings.json", json.dumps(timings, indent=2))
+    return RunSummary(
+        workdir=work, report=report, optimal=work / "optimal.json", dataset=dataset_dir, confirm=confirm, timings=timings
+    )
+
+
+def confirm_table(cfg: PipelineConfig, confirm: pd.DataFrame, before: dict[str, float] | None = None) -> pd.DataFrame:
+    """Measured per-task scores and total of each confirmation run (plus the base model when given)."""
+    cols = task_columns(cfg)
+    table = pd.DataFrame({name: confirm[col] for name, col in cols.items()}, index=confirm.index)
+    if before is not None:
+        table.loc["base model (before)"] = [before.get(c, np.nan) for c in cols.values()]
+    table["total"] = table[list(cols)].sum(axis=1)
+    return table

@@ -1,0 +1,71 @@
+"""CLI for whole-loop commands: ``mixlab run``, ``mixlab demo`` and ``mixlab swarm``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mixlab.config import load_config
+
+
+def _print_summary(summary: object) -> None:
+    from mixlab.pipeline import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    print(f"report:          {summary.report}")
+    print(f"optimal mixture: {summary.optimal}")
+    print(f"final dataset:   {summary.dataset} (manifest: {summary.dataset / 'manifest.json'})")
+    if summary.timings:
+        print("timings (s):     " + ", ".join(f"{k} {v:.0f}" for k, v in summary.timings.items()))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mixlab.pipeline import run_pipeline
+
+    cfg = load_config(args.config)
+    if args.workdir:
+        cfg = cfg.model_copy(update={"workdir": args.workdir})
+    _print_summary(run_pipeline(cfg))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mixlab.demo.run import run_demo
+
+    _print_summary(run_demo(Path(args.out), quick=args.quick, workers=args.workers))
+    return 0
+
+
+def _cmd_swarm(args: argparse.Namespace) -> int:
+    from mixlab.pipeline import run_swarm_step
+    from mixlab.pool.pool import Pool
+    from mixlab.swarm import read_ratios
+
+    cfg = load_config(args.config)
+    if args.workdir:
+        cfg = cfg.model_copy(update={"workdir": args.workdir})
+    pool = Pool.open(Path(cfg.workdir) / "pool")
+    metrics = run_swarm_step(cfg, pool, read_ratios(args.ratios), args.name)
+    failed = int((metrics.get("status") == "failed").sum()) if "status" in metrics else 0
+    print(f"swarm: {len(metrics)} runs in {Path(cfg.workdir) / args.name / 'metrics.csv'} ({failed} failed)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    r = sub.add_parser("run", help="run the whole loop from a pipeline YAML")
+    r.add_argument("config", help="pipeline YAML")
+    r.add_argument("--workdir", default=None, help="override the config's workdir")
+    r.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("demo", help="end-to-end run on the embedded demo world (no downloads)")
+    d.add_argument("--out", default="runs/demo", help="output folder")
+    d.add_argument("--quick", action="store_true", help="a smaller, faster run (used by the tests)")
+    d.add_argument("--workers", type=int, default=1, help="processes for shard stages and proxy runs")
+    d.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("swarm", help="train + evaluate one proxy per row of a ratios.csv (pool must exist)")
+    s.add_argument("config", help="pipeline YAML (proxy, select and evaluation sections are used)")
+    s.add_argument("--ratios", required=True, help="ratios.csv: run id + one column per domain")
+    s.add_argument("--name", default="swarm", help="subfolder of the workdir for runs and metrics.csv")
+    s.add_argument("--workdir", default=None, help="override the config's workdir")
+    s.set_defaults(func=_cmd_swarm)

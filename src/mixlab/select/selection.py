@@ -1,0 +1,265 @@
+"""Deterministic, hash-ranked selection of documents for a mixture at an exact token budget.
+
+1. Documents are read through :func:`mixlab.mixtures.catalog.load_catalog` (domain, quality bucket,
+   exclusion reason; excluded documents are counted by reason, never silently dropped). Under soft labels
+   each document is assigned to one domain by a keyed-hash draw from its ``p_<domain>`` row.
+2. Each domain gets ``weight * budget`` tokens (:mod:`mixlab.select.quotas`), spread over quality buckets
+   by the quality policy; a (domain, bucket) pair is a *cell*.
+3. Within a cell documents are ranked by the keyed hash of (id, seed). A cell whose target exceeds its
+   tokens repeats them in whole epochs, then takes a hash-ranked prefix of a partial epoch. The prefix
+   stops at the document that crosses the target: either just before it or just after it, whichever keeps
+   the running total (over all cells so far) closer to the running target. So every cell and every domain
+   is within one document of its quota and the whole selection within half a document of the budget.
+4. The chosen rows are ordered by the keyed hash of (id, repeat, seed): training sees a mixed stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from mixlab.mixtures.catalog import Catalog, load_catalog
+from mixlab.pool.pool import Pool, PoolError
+from mixlab.select.config import SelectConfig
+from mixlab.select.hashing import keyed_hash, keyed_uniform, repeat_keys
+from mixlab.select.quotas import domain_quotas, split_quota
+
+#: Columns of :attr:`Selection.chosen`, in order.
+CHOSEN_COLUMNS = ("id", "domain", "n_tokens", "repeat", "bucket", "shard", "row", "n_chars")
+
+
+@dataclass
+class Selection:
+    """The documents chosen for a mixture and budget, in output order, plus the manifest.
+
+    ``chosen`` has one row per occurrence (a repeated document appears once per repeat) with columns
+    ``id``, ``domain``, ``n_tokens``, ``repeat`` (0 for the first pass), ``bucket`` (quality bucket or -1),
+    ``shard``, ``row`` (position in the shard) and ``n_chars``.
+    """
+
+    chosen: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.chosen["n_tokens"].sum())
+
+
+@dataclass
+class _Cell:
+    domain: str
+    bucket: int
+    target: float
+    docs: pd.DataFrame  # ranked
+    cumsum: np.ndarray
+    max_repeats: int
+
+
+def assign_soft_domains(catalog: Catalog, seed: int) -> np.ndarray:
+    """One domain per document drawn from its ``p_<domain>`` row by a keyed hash of (id, seed)."""
+    if catalog.probs is None:
+        raise PoolError("soft labels need `p_<domain>` probabilities in the domains attribute")
+    p = catalog.probs
+    rows = p.sum(axis=1, keepdims=True)
+    cum = np.cumsum(p / np.where(rows > 0, rows, 1.0), axis=1)
+    u = keyed_uniform(catalog.docs["id"].to_numpy(), seed, "soft")
+    idx = (cum <= u[:, None]).sum(axis=1)  # first column whose cumulative probability exceeds u
+    last_positive = p.shape[1] - 1 - np.argmax(p[:, ::-1] > 0, axis=1)  # guards float round-off at u ~ 1
+    idx = np.minimum(idx, last_positive)
+    names = np.array(catalog.prob_domains, dtype=object)
+    out = names[idx]
+    out[rows[:, 0] <= 0] = ""
+    return out
+
+
+def _eligible_cells(
+    kept: pd.DataFrame, config: SelectConfig, has_buckets: bool
+) -> tuple[dict[str, dict[int, pd.DataFrame]], dict[int, float] | None]:
+    """Documents of each domain grouped into the cells the quality policy uses."""
+    policy = config.quality_policy
+    if policy.mode != "all" and not has_buckets:
+        raise PoolError(
+            f"quality policy {policy.mode!r} needs the `quality` attribute with `quality_bucket`; "
+            "run the quality stage or use quality_policy: all"
+        )
+    shares: dict[int, float] | None = None
+    if policy.mode == "all":
+        frame = kept.assign(cell=-1)
+    elif policy.mode == "top_k_buckets":
+        present = sorted({int(b) for b in kept["quality_bucket"].unique() if b >= 0}, reverse=True)
+        top = present[: policy.k]
+        frame = kept[kept["quality_bucket"].isin(top)].assign(cell=-1)
+    else:
+        shares = policy.normalised_shares()
+        frame = kept[kept["quality_bucket"].isin(list(shares))]
+        frame = frame.assign(cell=frame["quality_bucket"].astype(np.int64))
+    cells: dict[str, dict[int, pd.DataFrame]] = {}
+    for (domain, cell), group in frame.groupby(["domain", "cell"], sort=True):
+        cells.setdefault(str(domain), {})[int(cell)] = group
+    return cells, shares
+
+
+def _cell_options(cell: _Cell) -> list[tuple[int, int, float]]:
+    """Candidate (full epochs, partial-prefix length, tokens) endings for a cell: under and over the target."""
+    total = float(cell.cumsum[-1]) if len(cell.cumsum) else 0.0
+    if total <= 0 or cell.target <= 0:
+        return [(0, 0, 0.0)]
+    full = min(int(cell.target // total), cell.max_repeats)
+    rem = cell.target - full * total
+    if full >= cell.max_repeats:
+        return [(full, 0, full * total)]
+    k = int(np.searchsorted(cell.cumsum, rem, side="right"))
+    under = full * total + (float(cell.cumsum[k - 1]) if k else 0.0)
+    options = [(full, k, under)]
+    if k < len(cell.cumsum) and under < cell.target:
+        options.append((full, k + 1, full * total + float(cell.cumsum[k])))
+    return options
+
+
+def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig) -> Selection:
+    """Choose documents for ``mixture`` at ``config.budget_tokens`` (see the module doc for the method)."""
+    weights = {str(d): float(w) for d, w in mixture.items()}
+    if any(w < 0 or not math.isfinite(w) for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"a mixture needs non-negative weights with a positive sum, got {weights}")
+    total_w = sum(weights.values())
+    weights = {d: w / total_w for d, w in sorted(weights.items())}
+
+    catalog = load_catalog(pool, config)
+    docs = catalog.docs
+    if config.soft_labels:
+        docs = docs.assign(domain=assign_soft_domains(catalog, config.seed))
+    kept = docs[docs["excluded"] == ""]
+    has_buckets = bool((kept["quality_bucket"] >= 0).any())
+    cells_by_domain, shares = _eligible_cells(kept, config, has_buckets)
+
+    pool_domains = sorted(set(kept["domain"].tolist()))
+    budget = int(config.budget_tokens)
+    eligible = {d: int(sum(int(g["n_tokens"].sum()) for g in cells_by_domain.get(d, {}).values())) for d in weights}
+    capacity = {d: eligible[d] * config.max_epochs for d in weights}
+    unknown = [d for d, w in weights.items() if w > 0 and d not in pool_domains]
+    if unknown and config.shortfall == "error":
+        raise ValueError(
+            f"mixture domain(s) {', '.join(map(repr, unknown))} not found in pool {pool.root} "
+            f"(its domains, from {catalog.domain_origin}: {', '.join(pool_domains)})"
+        )
+    dq = domain_quotas(weights, budget, capacity, eligible, config.max_epochs, config.shortfall)
+
+    max_repeats = int(math.ceil(config.max_epochs))
+    cells: list[_Cell] = []
+    bucket_quotas: dict[str, dict[int, float]] = {}
+    for domain in sorted(dq.quotas):
+        quota = dq.quotas[domain]
+        groups = cells_by_domain.get(domain, {})
+        if shares is None:
+            targets = {-1: quota}
+        else:
+            avail = {b: int(groups[b]["n_tokens"].sum()) if b in groups else 0 for b in shares}
+            targets = split_quota(quota, shares, avail, config.max_epochs)
+        bucket_quotas[domain] = targets
+        for bucket, target in sorted(targets.items(), reverse=True):
+            if bucket not in groups or target <= 0:
+                continue
+            group = groups[bucket]
+            rank = keyed_hash(group["id"].to_numpy(), config.seed, "rank")
+            ranked = group.iloc[np.argsort(rank, kind="stable")]
+            cum = np.cumsum(ranked["n_tokens"].to_numpy(dtype=np.int64))
+            cap_tokens = float(cum[-1]) * config.max_epochs if len(cum) else 0.0
+            cells.append(_Cell(domain, bucket, min(target, cap_tokens), ranked, cum, max_repeats))
+
+    pieces: list[pd.DataFrame] = []
+    running_error = 0.0  # achieved - target over the cells done so far
+    for cell in tqdm(cells, desc="select", unit="cell", disable=len(cells) < 8):
+        options = _cell_options(cell)
+        full, k, tokens = min(options, key=lambda o: (abs(running_error + o[2] - cell.target), o[2]))
+        running_error += tokens - cell.target
+        cols = cell.docs[["id", "domain", "n_tokens", "quality_bucket", "shard", "row", "n_chars"]]
+        for r in range(full):
+            pieces.append(cols.assign(repeat=r))
+        if k:
+            pieces.append(cols.iloc[:k].assign(repeat=full))
+    if pieces:
+        chosen = pd.concat(pieces, ignore_index=True)
+    else:
+        chosen = pd.DataFrame({c: pd.Series(dtype=object) for c in CHOSEN_COLUMNS})
+    chosen = chosen.rename(columns={"quality_bucket": "bucket"})
+    chosen["domain"] = chosen["domain"].astype(str)
+    order_key = keyed_hash(repeat_keys(chosen["id"].to_numpy(), chosen["repeat"].to_numpy()), config.seed, "order")
+    chosen = chosen.iloc[np.argsort(order_key, kind="stable")].reset_index(drop=True)
+    chosen = chosen[list(CHOSEN_COLUMNS)]
+    for col in ("n_tokens", "repeat", "bucket", "row", "n_chars"):
+        chosen[col] = chosen[col].astype(np.int64)
+
+    manifest = _manifest(pool, catalog, config, weights, dq, bucket_quotas, eligible, chosen, pool_domains)
+    return Selection(chosen=chosen, manifest=manifest)
+
+
+def _manifest(
+    pool: Pool,
+    catalog: Catalog,
+    config: SelectConfig,
+    weights: dict[str, float],
+    dq: Any,
+    bucket_quotas: dict[str, dict[int, float]],
+    eligible: dict[str, int],
+    chosen: pd.DataFrame,
+    pool_domains: list[str],
+) -> dict[str, Any]:
+    total = int(chosen["n_tokens"].sum())
+    per_domain: dict[str, Any] = {}
+    for domain in sorted(set(weights) | set(chosen["domain"])):
+        rows = chosen[chosen["domain"] == domain]
+        tokens = int(rows["n_tokens"].sum())
+        unique = int(rows["id"].nunique())
+        entry: dict[str, Any] = {
+            "weight": weights.get(domain, 0.0),
+            "quota_tokens": int(round(dq.quotas.get(domain, 0.0))),
+            "tokens": tokens,
+            "docs": int(len(rows)),
+            "unique_docs": unique,
+            "repeats": int(len(rows)) - unique,
+            "max_passes": int(rows["repeat"].max()) + 1 if len(rows) else 0,
+            "available_tokens": int(eligible.get(domain, 0)),
+            "epochs": tokens / eligible[domain] if eligible.get(domain) else 0.0,
+        }
+        if config.quality_policy.mode == "shares":
+            entry["buckets"] = {
+                str(b): {
+                    "quota_tokens": int(round(q)),
+                    "tokens": int(rows.loc[rows["bucket"] == b, "n_tokens"].sum()),
+                    "docs": int((rows["bucket"] == b).sum()),
+                }
+                for b, q in sorted(bucket_quotas.get(domain, {}).items(), reverse=True)
+            }
+        per_domain[domain] = entry
+    docs = catalog.docs
+    return {
+        "format": "mixlab-selection/1",
+        "pool": str(pool.root),
+        "tokenizer": pool.tokenizer_spec,
+        "budget_tokens": int(config.budget_tokens),
+        "total_tokens": total,
+        "budget_error_tokens": total - int(config.budget_tokens),
+        "documents": int(len(chosen)),
+        "unique_documents": int(chosen["id"].nunique()),
+        "seed": int(config.seed),
+        "max_epochs": float(config.max_epochs),
+        "quality_policy": config.quality_policy.model_dump(mode="json", exclude_none=True),
+        "soft_labels": bool(config.soft_labels),
+        "domain_origin": catalog.domain_origin,
+        "shortfall": config.shortfall,
+        "mixture": weights,
+        "effective_mixture": {d: (e["tokens"] / total if total else 0.0) for d, e in per_domain.items()},
+        "redistributed": dq.redistributed,
+        "domains": per_domain,
+        "pool_documents": int(len(docs)),
+        "pool_tokens": int(docs["n_tokens"].sum()),
+        "kept_documents": int((docs["excluded"] == "").sum()),
+        "exclusions": catalog.exclusion_counts(),
+        "attributes_used": catalog.attributes_used,
+        "pool_domains": pool_domains,
+    }

@@ -1,0 +1,219 @@
+"""Tests of the embedded demo world generator and its tokenizer (mixlab.demo)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from mixlab.demo.noise import NOISE_KINDS
+from mixlab.demo.tokenizer import train_tokenizer
+from mixlab.demo.world import WorldPaths, generate_world
+
+DOMAINS = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
+TASKS = ("roleplay", "reasoning", "function_calling", "rag")
+N_DOCS, N_ITEMS = 1200, 40
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> WorldPaths:
+    return generate_world(tmp_path_factory.mktemp("world"), n_docs=N_DOCS, n_task_items=N_ITEMS, seed=3)
+
+
+@pytest.fixture(scope="module")
+def corpus(world: WorldPaths) -> dict[str, list[dict]]:
+    return {p.stem: _read(p) for p in world.corpus_files}
+
+
+@pytest.fixture(scope="module")
+def tasks(world: WorldPaths) -> dict[str, list[dict]]:
+    return {name: _read(p) for name, p in world.task_files.items()}
+
+
+def test_paths_and_layout(world: WorldPaths) -> None:
+    assert world.corpus_dir == world.root / "corpus" and world.tasks_dir == world.root / "tasks"
+    assert [p.name for p in world.corpus_files] == [f"{d}.jsonl" for d in DOMAINS]
+    assert all(p.is_file() for p in world.corpus_files)
+    assert set(world.task_files) == set(TASKS)
+    assert all(world.task_files[t] == world.tasks_dir / f"{t}.jsonl" for t in TASKS)
+    assert (world.root / "world.json").is_file()
+
+
+def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) -> None:
+    a = generate_world(tmp_path / "a", n_docs=300, n_task_items=10, seed=7)
+    b = generate_world(tmp_path / "b", n_docs=300, n_task_items=10, seed=7)
+    c = generate_world(tmp_path / "c", n_docs=300, n_task_items=10, seed=8)
+    files = sorted(p.relative_to(a.root) for p in a.root.rglob("*") if p.is_file())
+    assert len(files) == len(DOMAINS) + len(TASKS) + 1
+    for rel in files:
+        assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes(), rel
+    assert (a.root / "corpus/general.jsonl").read_bytes() != (c.root / "corpus/general.jsonl").read_bytes()
+
+
+def test_corpus_records_are_well_formed(corpus: dict[str, list[dict]]) -> None:
+    assert sum(len(rows) for rows in corpus.values()) == N_DOCS
+    all_ids = [r["id"] for rows in corpus.values() for r in rows]
+    assert len(all_ids) == len(set(all_ids))
+    for domain, rows in corpus.items():
+        for r in rows:
+            assert set(r) <= {"id", "text", "source", "true_domain", "noise_kind", "duplicate_of"}
+            assert r["source"] == domain and r["true_domain"] == domain
+            assert isinstance(r["text"], str) and r["text"]
+
+
+def test_noise_fraction_kinds_and_duplicate_links(corpus: dict[str, list[dict]]) -> None:
+    rows = [r for rs in corpus.values() for r in rs]
+    noise = [r for r in rows if "noise_kind" in r]
+    assert 0.06 <= len(noise) / len(rows) <= 0.10
+    assert {r["noise_kind"] for r in noise} == set(NOISE_KINDS)
+    for domain, rs in corpus.items():
+        assert any("noise_kind" in r for r in rs), f"no noise in {domain}"
+        by_id = {r["id"]: r for r in rs}
+        for r in rs:
+            kind = r.get("noise_kind")
+            if kind in ("exact_duplicate", "near_duplicate"):
+                original = by_id[r["duplicate_of"]]  # same file, a real (non-noise) document
+                assert "noise_kind" not in original
+                if kind == "exact_duplicate":
+                    assert r["text"] == original["text"]
+                else:
+                    assert r["text"] != original["text"]
+                    shared = set(r["text"].split()) & set(original["text"].split())
+                    assert len(shared) >= 0.5 * len(set(original["text"].split()))
+            else:
+                assert "duplicate_of" not in r
+            if kind == "short_fragment":
+                assert len(r["text"]) < 40
+            if kind == "repeated_ngram":
+                words = r["text"].split()
+                assert len(set(words)) * 5 <= len(words)
+
+
+def test_general_prose_is_the_largest_domain(corpus: dict[str, list[dict]]) -> None:
+    chars = {d: sum(len(r["text"]) for r in rows) for d, rows in corpus.items()}
+    total = sum(chars.values())
+    assert chars["general"] == max(chars.values())
+    assert 0.35 <= chars["general"] / total <= 0.55
+    assert all(0.05 <= chars[d] / total <= 0.2 for d in DOMAINS if d != "general")
+
+
+def test_tasks_are_well_formed(tasks: dict[str, list[dict]]) -> None:
+    for name, rows in tasks.items():
+        assert len(rows) == N_ITEMS
+        answers = set()
+        for r in rows:
+            assert isinstance(r["question"], str) and r["question"]
+            assert len(r["choices"]) == 4 and len(set(r["choices"])) == 4
+            assert all(isinstance(c, str) and c for c in r["choices"])
+            assert 0 <= r["answer"] < 4
+            assert r["choices"][r["answer"]] == r["correct_answer_content"]
+            assert ("ctx" in r) == (name == "rag")
+            answers.add(r["answer"])
+        assert answers == {0, 1, 2, 3}, f"{name}: answer positions are not spread"
+        assert len({r["question"] for r in rows}) == len(rows) or name == "rag"
+
+
+def test_rag_items_copy_the_answer_from_their_context(tasks: dict[str, list[dict]]) -> None:
+    for r in tasks["rag"]:
+        assert r["correct_answer_content"] in r["ctx"]
+        assert sum(c in r["ctx"] for c in r["choices"]) == 3  # two other spans of the passage, one absent
+
+
+def test_reasoning_answers_are_the_arithmetic_result(tasks: dict[str, list[dict]]) -> None:
+    import re
+
+    for r in tasks["reasoning"]:
+        a, b = (int(x) for x in re.findall(r"\b\d+\b", r["question"])[:2])
+        expected = a - b if re.search(r"gives|lost|takes out", r["question"]) else a + b
+        assert int(r["correct_answer_content"]) == expected
+
+
+def test_no_task_item_appears_in_the_corpus(corpus: dict[str, list[dict]], tasks: dict[str, list[dict]]) -> None:
+    text = "\n".join(r["text"] for rows in corpus.values() for r in rows)
+    for name, rows in tasks.items():
+        for r in rows:
+            assert r["question"] not in text, f"{name} question leaked: {r['question'][:80]}"
+            if "ctx" in r:
+                assert r["ctx"] not in text
+                entity = r["ctx"].split(" is a ")[0]
+                assert f"{entity} is a " not in text, f"rag entity {entity} also described in the corpus"
+
+
+def test_domains_teach_their_skill(corpus: dict[str, list[dict]], tasks: dict[str, list[dict]]) -> None:
+    """Each task's correct answers are taught by its own domain and absent from general prose."""
+    general = "\n".join(r["text"] for r in corpus["general"])
+    for name in ("roleplay", "function_calling"):
+        domain_text = "\n".join(r["text"] for r in corpus[name])
+        correct = {r["correct_answer_content"] for r in tasks[name]}
+        taught = sum(1 for c in correct if c in domain_text or c.split("(")[0] + "(" in domain_text)
+        assert taught == len(correct)
+        assert not any(c in general for c in correct)
+    assert "capital of" not in general and " = " not in general
+
+
+def test_world_json_counts(world: WorldPaths, corpus: dict[str, list[dict]]) -> None:
+    info = json.loads((world.root / "world.json").read_text())
+    assert info["seed"] == 3 and info["n_docs"] == N_DOCS and info["n_task_items"] == N_ITEMS
+    for domain, rows in corpus.items():
+        assert info["domains"][domain]["docs"] == len(rows)
+        assert info["domains"][domain]["noise_docs"] == sum("noise_kind" in r for r in rows)
+    assert sum(info["noise_kinds"].values()) == sum(d["noise_docs"] for d in info["domains"].values())
+    assert info["tasks"] == {t: N_ITEMS for t in TASKS}
+    assert len(info["characters"]) == 30 and len(info["functions"]) == 20
+
+
+def test_full_size_world_is_fast_and_bounded(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    paths = generate_world(tmp_path / "full")
+    elapsed = time.perf_counter() - start
+    info = json.loads((paths.root / "world.json").read_text())
+    chars = sum(d["chars"] for d in info["domains"].values())
+    assert sum(d["docs"] for d in info["domains"].values()) == 30000
+    assert 10_000_000 <= chars <= 15_000_000
+    assert elapsed < 30, f"generation took {elapsed:.1f}s"
+
+
+def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="n_docs"):
+        generate_world(tmp_path, n_docs=10)
+    with pytest.raises(ValueError, match="n_task_items"):
+        generate_world(tmp_path, n_task_items=0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(world: WorldPaths, corpus: dict[str, list[dict]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts = [r["text"] for rows in corpus.values() for r in rows]
+    return train_tokenizer(iter(texts), tmp_path_factory.mktemp("tok"), vocab_size=800)
+
+
+def test_tokenizer_loads_round_trips_and_adds_bos(tokenizer_dir: Path, corpus: dict[str, list[dict]]) -> None:
+    from transformers import AutoTokenizer
+
+    from mixlab.tokenization import count_tokens, load_tokenizer
+
+    auto = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ours = load_tokenizer(str(tokenizer_dir))
+    assert len(auto) == 800
+    for tok in (auto, ours):
+        assert (tok.bos_token, tok.eos_token, tok.unk_token, tok.pad_token) == ("<s>", "</s>", "<unk>", "<pad>")
+        assert tok.bos_token_id != tok.eos_token_id != tok.pad_token_id
+        samples = [corpus[d][i]["text"] for d in DOMAINS for i in range(3)] + ["Café naïve — 東京 ✓\n\tend "]
+        for text in samples:
+            plain = tok(text, add_special_tokens=False)["input_ids"]
+            with_bos = tok(text, add_special_tokens=True)["input_ids"]
+            assert with_bos == [tok.bos_token_id] + plain  # BOS prepended, no EOS appended
+            assert tok.bos_token_id not in plain
+            assert tok.decode(plain) == text
+            assert tok.decode(with_bos, skip_special_tokens=True) == text
+    counts = count_tokens(ours, [corpus["general"][0]["text"]])
+    assert counts[0] == len(auto(corpus["general"][0]["text"], add_special_tokens=False)["input_ids"])
+    # lm-eval style split: context tokens are a prefix of context+continuation tokens at word boundaries
+    ctx, cont = "Question: What is the capital of Velor?\nAnswer:", " Ossa"
+    whole = auto(ctx + cont)["input_ids"]
+    assert whole[: len(auto(ctx)["input_ids"])] == auto(ctx)["input_ids"]
