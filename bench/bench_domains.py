@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_fscore_support
 
 from mixlab.domains.config import DEFAULT_DOMAINS, PartitionConfig
 from mixlab.domains.hashed_classifier import HashedNgramClassifier
@@ -57,7 +57,12 @@ def make_pool(rows: list[dict], folder: Path) -> Pool:
     with src.open("w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps({"id": r["id"], "text": r["text"], "source": r["source"]}) + "\n")
-    return ingest([src], folder / "pool", tokenizer=str(DATA / "tokenizers" / "gpt2" / "tokenizer.json"), shard_docs=5000)
+    return ingest(
+        [src],
+        folder / "pool",
+        tokenizer=str(DATA / "tokenizers" / "gpt2" / "tokenizer.json"),
+        shard_docs=5000,
+    )
 
 
 def score(name: str, gold: list[str], pred: list[str], seconds: float) -> float:
@@ -71,7 +76,9 @@ def score(name: str, gold: list[str], pred: list[str], seconds: float) -> float:
     return macro
 
 
-def run_method(pool: Pool, config: PartitionConfig, gold_by_id: dict[str, str]) -> tuple[list[str], list[str], float]:
+def run_method(
+    pool: Pool, config: PartitionConfig, gold_by_id: dict[str, str]
+) -> tuple[list[str], list[str], float]:
     t0 = time.time()
     partition_pool(pool, config, force=True)
     seconds = time.time() - t0
@@ -84,9 +91,15 @@ def run_method(pool: Pool, config: PartitionConfig, gold_by_id: dict[str, str]) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--limit", type=int, default=None, help="hash-sample this many corpus documents (default all)")
-    ap.add_argument("--embed-sample", type=int, default=1500, help="documents for the embedding classifier (0: skip)")
-    ap.add_argument("--heldout", action="store_true", help="also: hashed classifier trained on a gold-labelled half")
+    ap.add_argument(
+        "--limit", type=int, default=None, help="hash-sample this many corpus documents (default all)"
+    )
+    ap.add_argument(
+        "--embed-sample", type=int, default=1500, help="documents for the embedding classifier (0: skip)"
+    )
+    ap.add_argument(
+        "--heldout", action="store_true", help="also: hashed classifier trained on a gold-labelled half"
+    )
     args = ap.parse_args(argv)
     if not (DATA / "corpus").is_dir():
         print(f"shared corpus not found at {DATA / 'corpus'}", file=sys.stderr)
@@ -96,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pool = make_pool(rows, Path(tmp) / "full")
-        print(f"pool: {pool.n_docs()} documents ({len(gold_by_id)} scored, noise excluded), {pool.n_tokens()} tokens")
+        print(
+            f"pool: {pool.n_docs()} documents ({len(gold_by_id)} scored, noise excluded), {pool.n_tokens()} tokens"
+        )
         for name, cfg in [
             ("rules", PartitionConfig(method="rules")),
             ("hashed classifier (rule seeds)", PartitionConfig(method="classifier")),
@@ -121,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             sub_gold = {r["id"]: gold_by_id[r["id"]] for r in sample if r["id"] in gold_by_id}
             for name, cfg in [
                 (f"rules (embed sample of {len(sample)})", PartitionConfig(method="rules")),
-                (f"embedding classifier (rule seeds, sample of {len(sample)})", PartitionConfig(method="embedding")),
+                (
+                    f"embedding classifier (rule seeds, sample of {len(sample)})",
+                    PartitionConfig(method="embedding"),
+                ),
             ]:
                 results[name] = score(name, *run_method(small, cfg, sub_gold))
     print("\nmacro-F1 summary (target >= 0.9 for rules+classifier):")

@@ -134,7 +134,9 @@ def test_reasoning_answers_are_the_arithmetic_result(tasks: dict[str, list[dict]
         assert int(r["correct_answer_content"]) == expected
 
 
-def test_no_task_item_appears_in_the_corpus(corpus: dict[str, list[dict]], tasks: dict[str, list[dict]]) -> None:
+def test_no_task_item_appears_in_the_corpus(
+    corpus: dict[str, list[dict]], tasks: dict[str, list[dict]]
+) -> None:
     text = "\n".join(r["text"] for rows in corpus.values() for r in rows)
     for name, rows in tasks.items():
         for r in rows:
@@ -187,7 +189,9 @@ def test_bad_arguments_are_rejected(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tokenizer_dir(world: WorldPaths, corpus: dict[str, list[dict]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tokenizer_dir(
+    world: WorldPaths, corpus: dict[str, list[dict]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     texts = [r["text"] for rows in corpus.values() for r in rows]
     return train_tokenizer(iter(texts), tmp_path_factory.mktemp("tok"), vocab_size=800)
 
@@ -201,7 +205,12 @@ def test_tokenizer_loads_round_trips_and_adds_bos(tokenizer_dir: Path, corpus: d
     ours = load_tokenizer(str(tokenizer_dir))
     assert len(auto) == 800
     for tok in (auto, ours):
-        assert (tok.bos_token, tok.eos_token, tok.unk_token, tok.pad_token) == ("<s>", "</s>", "<unk>", "<pad>")
+        assert (tok.bos_token, tok.eos_token, tok.unk_token, tok.pad_token) == (
+            "<s>",
+            "</s>",
+            "<unk>",
+            "<pad>",
+        )
         assert tok.bos_token_id != tok.eos_token_id != tok.pad_token_id
         samples = [corpus[d][i]["text"] for d in DOMAINS for i in range(3)] + ["Café naïve — 東京 ✓\n\tend "]
         for text in samples:

@@ -7,12 +7,17 @@ sequence when it has at least ``min_short_words`` words, and never otherwise, so
 "2.0" cannot flag documents. N-grams shared by many task items are prompt templates and are dropped.
 A document's overlap with a task is the number of distinct indexed n-grams (or whole short fields) of
 that task it contains.
+
+Sharing a few n-grams is not enough to be contaminated: task items often share boilerplate with
+legitimate training documents (the BFCL function schemas of the function-calling questions reappear, with
+other requests, in the corpus). As in the Llama 2 contamination analysis, a document is contaminated
+when the n-grams it shares with one field of one task item cover at least ``min_coverage`` of that
+field's words (and number at least ``min_overlap``); ``min_coverage=0`` gives the plain GPT-3 rule.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mixlab.dedup.normalize import WordHasher, ngram_hashes, words
+from mixlab.dedup.normalize import WordHasher, batch_ngram_hashes, ngram_hashes, words
 
 MAX_TASKS = 63
 
@@ -55,36 +60,63 @@ def read_task_items(path: str | Path) -> list[dict[str, Any]]:
     return items
 
 
-def item_fields(item: Mapping[str, Any], fields: Sequence[str]) -> list[str]:
-    """The texts of ``item`` to index for ``fields`` (question, ctx, answer, choices)."""
-    out: list[str] = []
+def item_fields(item: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``(field kind, text)`` pairs of ``item`` to index for ``fields`` (question, ctx, answer, choices).
+
+    The answer is indexed joined to the end of its question (kind ``question+answer``), never alone: a
+    bare answer such as ``map_service.get_directions(start='New York', end='Los Angeles')`` reappears by
+    coincidence inside legitimate documents. ``choices`` indexes every choice alone (subject to
+    ``min_short_words``), for callers that want it."""
+    out: list[tuple[str, str]] = []
     question = str(item.get("question", ""))
     choices = list(item.get("choices", []))
     answer_idx = item.get("answer")
     answer = choices[answer_idx] if isinstance(answer_idx, int) and 0 <= answer_idx < len(choices) else ""
     if "question" in fields:
-        out.append(question)
+        out.append(("question", question))
     if "ctx" in fields and item.get("ctx"):
-        out.append(str(item["ctx"]))
+        out.append(("ctx", str(item["ctx"])))
     if "answer" in fields and answer:
-        out.append(answer)
-        out.append(f"{question} {answer}")
+        out.append(("question+answer", f"{question} {answer}"))
     if "choices" in fields:
-        out.extend(c for c in choices if c != answer or "answer" not in fields)
+        out.extend(("choice", c) for c in choices)
     return out
 
 
 @dataclass
-class TaskIndex:
-    """An index of task n-grams; ``overlap(texts)`` counts, per text, the n-grams shared with each task.
+class DecontamMatch:
+    """Per-document result of :meth:`TaskIndex.match` (arrays aligned with the texts)."""
 
-    ``grams[k]`` holds, for run length ``k`` (``n``, or the length of a whole short field), the sorted
-    unique hashes and a bitmask of the tasks each one belongs to.
+    contaminated: np.ndarray
+    """bool: some task field is covered at least ``min_coverage`` by at least ``min_overlap`` n-grams."""
+    task: list[str]
+    """The task of the best-covered field ("" when no field shares an n-gram)."""
+    item: list[str]
+    """The id (or ``task:line``) of that field's task item ("" when none)."""
+    overlap: np.ndarray
+    """int64: distinct n-grams the document shares with ``task`` (0 when none)."""
+    coverage: np.ndarray
+    """float32: fraction of the best field's words covered by shared n-grams."""
+
+
+@dataclass
+class TaskIndex:
+    """An index of the word n-grams of evaluation task items.
+
+    For each run length ``k`` (``n``, or the length of a whole short field) ``grams[k]`` holds the sorted
+    unique n-gram hashes, and ``occ[k]`` where each occurs: ``(offsets, field, start)`` in CSR form (the
+    occurrences of key ``i`` are ``offsets[i]:offsets[i+1]``). Fields are described by ``field_task``,
+    ``field_item``, ``field_kind`` and ``field_len`` (words).
     """
 
     n: int
     task_names: list[str]
-    grams: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    grams: dict[int, np.ndarray]
+    occ: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    field_task: np.ndarray
+    field_item: list[str]
+    field_kind: list[str]
+    field_len: np.ndarray
     stats: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -111,72 +143,124 @@ class TaskIndex:
         max_items_per_ngram: int = 20,
     ) -> TaskIndex:
         """Index task items given in memory (``{task name: [item, ...]}``)."""
-        if len(tasks) > MAX_TASKS:
-            raise ValueError(f"at most {MAX_TASKS} tasks can be indexed at once, got {len(tasks)}")
         hasher = WordHasher()
-        owners: dict[tuple[int, int], set[int]] = defaultdict(set)  # (k, hash) -> item numbers
-        item_task: list[int] = []
-        for t, (_, items) in enumerate(tasks.items()):
-            for item in items:
-                item_no = len(item_task)
-                item_task.append(t)
-                for text in item_fields(item, fields):
+        field_task: list[int] = []
+        field_item: list[str] = []
+        field_kind: list[str] = []
+        field_len: list[int] = []
+        field_item_no: list[int] = []
+        keys: list[np.ndarray] = []
+        ks: list[np.ndarray] = []
+        fids: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        item_no = 0
+        for t, (name, items) in enumerate(tasks.items()):
+            for line, item in enumerate(items, start=1):
+                item_id = str(item.get("id", f"{name}:{line}"))
+                for kind, text in item_fields(item, fields):
                     wh = hasher.hashes(words(text))
-                    if wh.shape[0] >= n:
-                        k, hashes = n, ngram_hashes(wh, n)
-                    elif wh.shape[0] >= min_short_words:
-                        k, hashes = int(wh.shape[0]), ngram_hashes(wh, int(wh.shape[0]))
-                    else:
+                    length = int(wh.shape[0])
+                    if length < min(n, min_short_words):
                         continue
-                    for h in np.unique(hashes).tolist():
-                        owners[(k, h)].add(item_no)
-        per_k: dict[int, dict[int, int]] = defaultdict(dict)
-        dropped = 0
-        for (k, h), its in owners.items():
-            if len(its) > max_items_per_ngram:
-                dropped += 1
-                continue
-            mask = 0
-            for it in its:
-                mask |= 1 << item_task[it]
-            per_k[k][h] = mask
-        grams: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for k, table in per_k.items():
-            keys = np.fromiter(table.keys(), dtype=np.uint64, count=len(table))
-            masks = np.fromiter(table.values(), dtype=np.int64, count=len(table))
-            order = np.argsort(keys)
-            grams[k] = (keys[order], masks[order])
+                    k = min(n, length)
+                    hashes = ngram_hashes(wh, k)
+                    fid = len(field_task)
+                    field_task.append(t)
+                    field_item.append(item_id)
+                    field_kind.append(kind)
+                    field_len.append(length)
+                    field_item_no.append(item_no)
+                    keys.append(hashes)
+                    ks.append(np.full(hashes.shape[0], k, dtype=np.int64))
+                    fids.append(np.full(hashes.shape[0], fid, dtype=np.int64))
+                    starts.append(np.arange(hashes.shape[0], dtype=np.int64))
+                item_no += 1
+        key = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+        kk = np.concatenate(ks) if ks else np.zeros(0, dtype=np.int64)
+        fid_all = np.concatenate(fids) if fids else np.zeros(0, dtype=np.int64)
+        start_all = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        item_of = np.asarray(field_item_no, dtype=np.int64)[fid_all] if fids else fid_all
+        # drop template n-grams: shared by more than max_items_per_ngram distinct items
+        order = np.lexsort((item_of, key, kk))
+        key, kk, fid_all, start_all, item_of = (a[order] for a in (key, kk, fid_all, start_all, item_of))
+        new_gram = np.ones(key.shape[0], dtype=bool)
+        new_gram[1:] = (key[1:] != key[:-1]) | (kk[1:] != kk[:-1])
+        new_item = new_gram.copy()
+        new_item[1:] |= item_of[1:] != item_of[:-1]
+        gram_id = np.cumsum(new_gram) - 1
+        items_per_gram = np.bincount(gram_id[new_item], minlength=int(new_gram.sum())) if key.size else gram_id
+        keep = items_per_gram[gram_id] <= max_items_per_ngram if key.size else new_gram
+        dropped = int((items_per_gram > max_items_per_ngram).sum()) if key.size else 0
+        grams: dict[int, np.ndarray] = {}
+        occ: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for k in np.unique(kk[keep]).tolist():
+            sel = keep & (kk == k)
+            k_keys, k_fid, k_start = key[sel], fid_all[sel], start_all[sel]
+            uniq, first = np.unique(k_keys, return_index=True)
+            offsets = np.append(first, k_keys.shape[0]).astype(np.int64)
+            grams[int(k)] = uniq
+            occ[int(k)] = (offsets, k_fid, k_start)
         stats = {
-            "items": len(item_task),
-            "ngrams": int(sum(v[0].shape[0] for v in grams.values())),
+            "items": item_no,
+            "fields": len(field_task),
+            "ngrams": int(sum(g.shape[0] for g in grams.values())),
             "template_ngrams_dropped": dropped,
             "run_lengths": sorted(grams),
         }
-        return cls(n=n, task_names=list(tasks), grams=grams, stats=stats)
+        return cls(
+            n=n,
+            task_names=list(tasks),
+            grams=grams,
+            occ=occ,
+            field_task=np.asarray(field_task, dtype=np.int64),
+            field_item=field_item,
+            field_kind=field_kind,
+            field_len=np.asarray(field_len, dtype=np.int64),
+            stats=stats,
+        )
+
+    def _hits(self, texts: Sequence[str], hasher: WordHasher) -> tuple[np.ndarray, ...]:
+        """Every (document, key, field, start, k) where a distinct n-gram of a document occurs in a field."""
+        word_hashes = [hasher.hashes(words(t)) for t in texts]
+        out: list[tuple[np.ndarray, ...]] = []
+        key_base = 0
+        for k in sorted(self.grams):
+            uniq = self.grams[k]
+            offsets, fids, starts = self.occ[k]
+            hashes, doc, _ = batch_ngram_hashes(word_hashes, k)
+            if hashes.size and uniq.size:
+                pos = np.minimum(np.searchsorted(uniq, hashes), uniq.shape[0] - 1)
+                hit = uniq[pos] == hashes
+                pair = np.unique(np.stack([doc[hit], pos[hit]], axis=1), axis=0)  # distinct per document
+                if pair.size:
+                    counts = offsets[pair[:, 1] + 1] - offsets[pair[:, 1]]
+                    rep = np.repeat(np.arange(pair.shape[0]), counts)
+                    first = np.repeat(offsets[pair[:, 1]], counts)
+                    idx = first + (np.arange(rep.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts))
+                    out.append(
+                        (pair[rep, 0], pair[rep, 1] + key_base, fids[idx], starts[idx], np.full(rep.shape[0], k))
+                    )
+            key_base += int(uniq.shape[0])
+        if not out:
+            return tuple(np.zeros(0, dtype=np.int64) for _ in range(5))
+        return tuple(np.concatenate(cols) for cols in zip(*out, strict=True))
 
     def overlap_matrix(self, texts: Sequence[str], hasher: WordHasher | None = None) -> np.ndarray:
         """Distinct overlapping n-grams of every text with every task: ``(len(texts), n_tasks)`` int64."""
-        hasher = hasher if hasher is not None else WordHasher()
-        counts = np.zeros((len(texts), len(self.task_names)), dtype=np.int64)
-        word_hashes = [hasher.hashes(words(t)) for t in texts]
-        for k, (keys, masks) in self.grams.items():
-            per_doc = [np.unique(ngram_hashes(wh, k, short=False)) for wh in word_hashes]
-            sizes = np.array([g.shape[0] for g in per_doc], dtype=np.int64)
-            if sizes.sum() == 0:
-                continue
-            flat = np.concatenate(per_doc)
-            doc_of = np.repeat(np.arange(len(texts)), sizes)
-            pos = np.minimum(np.searchsorted(keys, flat), keys.shape[0] - 1)
-            hit = keys[pos] == flat
-            hit_docs, hit_masks = doc_of[hit], masks[pos[hit]]
-            for t in range(len(self.task_names)):
-                sel = (hit_masks >> t) & 1 == 1
-                if sel.any():
-                    counts[:, t] += np.bincount(hit_docs[sel], minlength=len(texts))
+        doc, key, fid, _, _ = self._hits(texts, hasher if hasher is not None else WordHasher())
+        return self._task_counts(len(texts), doc, key, fid)
+
+    def _task_counts(self, n_docs: int, doc: np.ndarray, key: np.ndarray, fid: np.ndarray) -> np.ndarray:
+        n_tasks = len(self.task_names)
+        counts = np.zeros((n_docs, n_tasks), dtype=np.int64)
+        if doc.size:
+            triples = np.unique(np.stack([doc, key, self.field_task[fid]], axis=1), axis=0)
+            np.add.at(counts, (triples[:, 0], triples[:, 2]), 1)
         return counts
 
     def overlap(self, texts: Sequence[str], hasher: WordHasher | None = None) -> tuple[np.ndarray, list[str]]:
-        """Per text, the largest overlap with any one task and that task's name (``""`` when none)."""
+        """Per text, the largest overlap (distinct shared n-grams) with any one task and that task's name
+        (``""`` when none)."""
         matrix = self.overlap_matrix(texts, hasher)
         if matrix.shape[1] == 0:
             return np.zeros(len(texts), dtype=np.int64), ["" for _ in texts]
@@ -184,3 +268,46 @@ class TaskIndex:
         counts = matrix[np.arange(len(texts)), best]
         names = [self.task_names[b] if c > 0 else "" for b, c in zip(best.tolist(), counts.tolist(), strict=True)]
         return counts, names
+
+    def match(
+        self,
+        texts: Sequence[str],
+        min_overlap: int = 1,
+        min_coverage: float = 0.8,
+        hasher: WordHasher | None = None,
+    ) -> DecontamMatch:
+        """Flag the texts that contain a task field: see the module docstring for the rule."""
+        n_docs = len(texts)
+        doc, key, fid, start, k = self._hits(texts, hasher if hasher is not None else WordHasher())
+        counts = self._task_counts(n_docs, doc, key, fid)
+        contaminated = np.zeros(n_docs, dtype=bool)
+        coverage = np.zeros(n_docs, dtype=np.float32)
+        overlap = np.zeros(n_docs, dtype=np.int64)
+        task = ["" for _ in range(n_docs)]
+        item = ["" for _ in range(n_docs)]
+        if doc.size:
+            # per (document, field): words covered by the union of [start, start + k) and n-grams matched
+            order = np.lexsort((start, fid, doc))
+            doc, fid, start, k = doc[order], fid[order], start[order], k[order]
+            new = np.ones(doc.shape[0], dtype=bool)
+            new[1:] = (doc[1:] != doc[:-1]) | (fid[1:] != fid[:-1])
+            group = np.cumsum(new) - 1
+            step = np.where(new, k, np.minimum(np.diff(start, prepend=0), k))
+            covered = np.bincount(group, weights=step)
+            matched = np.bincount(group)
+            g_doc, g_fid = doc[new], fid[new]
+            g_cov = covered / self.field_len[g_fid]
+            g_ok = (matched >= min_overlap) & (g_cov >= min_coverage)
+            # best field per document: contaminating first, then highest coverage, then most n-grams
+            best_order = np.lexsort((-matched, -g_cov, ~g_ok, g_doc))
+            first = np.ones(best_order.shape[0], dtype=bool)
+            first[1:] = g_doc[best_order][1:] != g_doc[best_order][:-1]
+            for g in best_order[first].tolist():
+                d, f = int(g_doc[g]), int(g_fid[g])
+                t = int(self.field_task[f])
+                contaminated[d] = bool(g_ok[g])
+                coverage[d] = float(g_cov[g])
+                overlap[d] = int(counts[d, t])
+                task[d] = self.task_names[t]
+                item[d] = self.field_item[f]
+        return DecontamMatch(contaminated=contaminated, task=task, item=item, overlap=overlap, coverage=coverage)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mixlab.dedup.normalize import WordHasher, ngram_hashes, words
+from mixlab.dedup.normalize import WordHasher, batch_ngram_hashes, ngram_hashes, words
 
 EMPTY = np.uint32(0xFFFFFFFF)
 """Signature value of a document without words (no shingles)."""
@@ -55,6 +55,21 @@ def signatures_from_shingles(shingles: Sequence[np.ndarray], a: np.ndarray, b: n
     return out
 
 
+def signatures_from_word_hashes(
+    word_hashes: Sequence[np.ndarray], a: np.ndarray, b: np.ndarray, n: int
+) -> np.ndarray:
+    """MinHash signatures over the ``n``-word shingles of word-hash sequences (one batch, vectorised).
+
+    A sequence shorter than ``n`` words (but not empty) has a single shingle: the whole sequence."""
+    hashes, doc, _ = batch_ngram_hashes(word_hashes, n)
+    counts = np.bincount(doc, minlength=len(word_hashes))
+    shingles = np.split(hashes, np.cumsum(counts)[:-1]) if len(word_hashes) else []
+    for i, wh in enumerate(word_hashes):
+        if 0 < wh.shape[0] < n:
+            shingles[i] = ngram_hashes(wh, n)
+    return signatures_from_shingles(shingles, a, b)
+
+
 def minhash_signatures(
     texts: Sequence[str], num_perm: int = 128, n: int = 5, seed: int = 0, batch_docs: int = 512
 ) -> np.ndarray:
@@ -64,8 +79,8 @@ def minhash_signatures(
     hasher = WordHasher()
     parts = []
     for start in range(0, len(texts), batch_docs):
-        batch = texts[start : start + batch_docs]
-        parts.append(signatures_from_shingles([shingle_hashes(t, n, hasher) for t in batch], a, b))
+        batch = [hasher.hashes(words(t)) for t in texts[start : start + batch_docs]]
+        parts.append(signatures_from_word_hashes(batch, a, b, n))
     if not parts:
         return np.zeros((0, num_perm), dtype=np.uint32)
     return np.concatenate(parts)

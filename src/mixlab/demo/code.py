@@ -39,7 +39,7 @@ def _class(rng: random.Random) -> str:
     noun = rng.choice(_NOUNS)
     cls = noun.capitalize() + rng.choice(("Store", "Queue", "Cache", "Registry"))
     return (
-        f"class {cls}:\n    \"\"\"Keep {noun}s in memory.\"\"\"\n\n"
+        f'class {cls}:\n    """Keep {noun}s in memory."""\n\n'
         f"    def __init__(self):\n        self._{noun}s = []\n\n"
         f"    def add(self, {noun}):\n        self._{noun}s.append({noun})\n\n"
         f"    def __len__(self):\n        return len(self._{noun}s)\n"

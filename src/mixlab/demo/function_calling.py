@@ -32,8 +32,8 @@ def _example(rng: random.Random, fn: FunctionSpec, request: str, call: str) -> s
     if form == 1:
         return f"Request: {request}\nCall: {call}"
     if form == 2:
-        return f"To handle \"{request}\" the assistant calls {call}."
-    return f"Tool {fn.name} ({fn.description}) is used for \"{request}\" as {call}"
+        return f'To handle "{request}" the assistant calls {call}.'
+    return f'Tool {fn.name} ({fn.description}) is used for "{request}" as {call}'
 
 
 def _api_doc(fn: FunctionSpec) -> str:
@@ -71,4 +71,8 @@ def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
         f"Given the following function: {fn.name} with description: {fn.description} "
         f"if you are asked to {request} you will call..."
     )
-    return f"{fn.name}|{request}", {"question": question, "correct": fn.call(values), "distractors": distractors}
+    return f"{fn.name}|{request}", {
+        "question": question,
+        "correct": fn.call(values),
+        "distractors": distractors,
+    }

@@ -15,11 +15,15 @@ from mixlab.demo.entities import Entities
 
 def _animal_paragraph(rng: random.Random, animal: str) -> list[str]:
     return [
-        f"The {rng.choice(lx.ADJECTIVES)} {animal} lives in {rng.choice(lx.HABITATS)} and feeds mostly on "
-        f"{rng.choice(lx.FOODS)}.",
+        (
+            f"The {rng.choice(lx.ADJECTIVES)} {animal} lives in {rng.choice(lx.HABITATS)} and feeds mostly on "
+            f"{rng.choice(lx.FOODS)}."
+        ),
         f"It is best known for its {rng.choice(lx.TRAITS)}.",
-        f"In {rng.choice(lx.SEASONS)} the {animal} is often seen near {rng.choice(lx.PLANTS)}s, where it "
-        f"searches for {rng.choice(lx.FOODS)}.",
+        (
+            f"In {rng.choice(lx.SEASONS)} the {animal} is often seen near the {rng.choice(lx.PLANTS)}, where it "
+            f"searches for {rng.choice(lx.FOODS)}."
+        ),
         f"Many observers describe it as {rng.choice(lx.ADJECTIVES)} and {rng.choice(lx.ADJECTIVES)}.",
         f"Young {animal}s stay close to the {rng.choice(lx.HABITATS)} until {rng.choice(lx.SEASONS)}.",
         f"During periods of {rng.choice(lx.WEATHER)} it shelters under {rng.choice(lx.PLANTS)}.",

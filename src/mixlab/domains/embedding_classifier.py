@@ -20,7 +20,9 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
     ``classes_``, ``coef_``, ``intercept_`` (the embedding model itself is not trained).
     """
 
-    def __init__(self, model: str | None = None, max_seq_length: int = 128, batch_size: int = 32, C: float = 4.0) -> None:
+    def __init__(
+        self, model: str | None = None, max_seq_length: int = 128, batch_size: int = 32, C: float = 4.0
+    ) -> None:
         self.model = model
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
@@ -30,7 +32,9 @@ class EmbeddingClassifier(ClassifierMixin, BaseEstimator):
         """Normalised embeddings ``[n, dim]`` of ``texts``."""
         return embed_texts(texts, self.model, self.max_seq_length, self.batch_size)
 
-    def fit(self, texts: Sequence[str], y: Sequence[str], embeddings: np.ndarray | None = None) -> EmbeddingClassifier:
+    def fit(
+        self, texts: Sequence[str], y: Sequence[str], embeddings: np.ndarray | None = None
+    ) -> EmbeddingClassifier:
         """Learn from seed ``texts`` labelled ``y`` (pass precomputed ``embeddings`` to skip encoding)."""
         labels = np.asarray(y)
         if len(set(labels.tolist())) < 2:

@@ -30,7 +30,11 @@ def load_sentence_model(model: str | None = None) -> Any:
 
 
 def embed_texts(
-    texts: Sequence[str], model: str | None = None, max_seq_length: int = 128, batch_size: int = 32, progress: bool = True
+    texts: Sequence[str],
+    model: str | None = None,
+    max_seq_length: int = 128,
+    batch_size: int = 32,
+    progress: bool = True,
 ) -> np.ndarray:
     """L2-normalised embeddings ``[n, dim]`` (float32) of ``texts``, each truncated to ``max_seq_length`` tokens."""
     st = load_sentence_model(model)
@@ -40,6 +44,9 @@ def embed_texts(
     # only the truncated head is embedded; cut long texts early so the tokenizer does not read megabytes
     head = [t[: max_seq_length * 12] for t in texts]
     emb = st.encode(
-        head, batch_size=batch_size, show_progress_bar=progress and len(head) > batch_size, normalize_embeddings=True
+        head,
+        batch_size=batch_size,
+        show_progress_bar=progress and len(head) > batch_size,
+        normalize_embeddings=True,
     )
     return np.asarray(emb, dtype=np.float32)

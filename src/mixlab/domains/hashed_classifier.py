@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from mixlab.domains.persist import load_linear, save_linear, softmax_linear
 
@@ -29,7 +30,12 @@ class HashedNgramClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(
-        self, n_features: int = 2**18, ngram_max: int = 2, max_chars: int = 4000, C: float = 4.0, max_iter: int = 300
+        self,
+        n_features: int = 2**17,
+        ngram_max: int = 2,
+        max_chars: int = 4000,
+        C: float = 4.0,
+        max_iter: int = 300,
     ) -> None:
         self.n_features = n_features
         self.ngram_max = ngram_max
@@ -58,7 +64,8 @@ class HashedNgramClassifier(ClassifierMixin, BaseEstimator):
         if len(set(labels.tolist())) < 2:
             raise ValueError("the classifier needs seed documents of at least two domains")
         model = LogisticRegression(C=self.C, max_iter=self.max_iter, class_weight="balanced")
-        model.fit(self.transform(texts), labels)
+        with threadpool_limits(1):  # BLAS threads only slow lbfgs down on this small dense part
+            model.fit(self.transform(texts), labels)
         self.classes_ = model.classes_
         self.coef_ = model.coef_.astype(np.float32)
         self.intercept_ = model.intercept_.astype(np.float32)
@@ -83,7 +90,9 @@ class HashedNgramClassifier(ClassifierMixin, BaseEstimator):
         coef, intercept, classes, settings = load_linear(path)
         model = cls(**settings)
         if coef.shape[1] != model.n_features:
-            raise ValueError(f"{path}: weights have {coef.shape[1]} columns but n_features is {model.n_features}")
+            raise ValueError(
+                f"{path}: weights have {coef.shape[1]} columns but n_features is {model.n_features}"
+            )
         model.classes_ = np.asarray(classes, dtype=object)
         model.coef_, model.intercept_ = coef, intercept
         return model

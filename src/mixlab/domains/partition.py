@@ -238,23 +238,29 @@ def _fit(pool: Pool, config: PartitionConfig) -> dict[str, Any]:
         model.save(state / CLUSTER_STATE)
         return {"clusters": model.n_clusters_, "fit_docs": len(texts)}
     if config.seeds == "rules":
-        texts, labels = rule_seeds(pool, _rules_for(config), config.seed_min_confidence, config.seeds_per_domain)
+        texts, labels = rule_seeds(
+            pool, _rules_for(config), config.seed_min_confidence, config.seeds_per_domain
+        )
     else:
         texts, labels = read_seed_file(config.seeds, config.domains)
     if not texts:
         raise ValueError(f"{pool.root}: no seed documents for the classifier (no rule matched confidently)")
     if config.method == "embedding":
         e = config.embedding
-        EmbeddingClassifier(e.model, e.max_seq_length, e.batch_size, e.C).fit(texts, labels).save(state / EMBEDDING_STATE)
+        EmbeddingClassifier(e.model, e.max_seq_length, e.batch_size, e.C).fit(texts, labels).save(
+            state / EMBEDDING_STATE
+        )
     else:
         c = config.classifier
-        HashedNgramClassifier(c.n_features, c.ngram_max, c.max_chars, c.C, c.max_iter).fit(texts, labels).save(
-            state / HASHED_STATE
-        )
+        HashedNgramClassifier(c.n_features, c.ngram_max, c.max_chars, c.C, c.max_iter).fit(
+            texts, labels
+        ).save(state / HASHED_STATE)
     return {"seeds": dict(sorted(Counter(labels).items()))}
 
 
-def partition_pool(pool: Pool, config: PartitionConfig, workers: int = 1, force: bool = False) -> dict[str, Any]:
+def partition_pool(
+    pool: Pool, config: PartitionConfig, workers: int = 1, force: bool = False
+) -> dict[str, Any]:
     """Write the ``domains`` attribute of ``pool`` and return a summary.
 
     The summary has ``method``, ``domains`` (``{domain: {"docs": n, "tokens": t}}``), ``n_docs``,
@@ -281,7 +287,9 @@ def partition_pool(pool: Pool, config: PartitionConfig, workers: int = 1, force:
         if not (pool.attr_dir(ATTR) / state_file).exists():
             fit_info = _fit(pool, config)
     pool.write_attr_info(ATTR, {**info, "fit": fit_info} if fit_info else info)
-    done = map_shards(partition_shard, pool, ATTR, config, workers=workers, desc=f"partition ({config.method})")
+    done = map_shards(
+        partition_shard, pool, ATTR, config, workers=workers, desc=f"partition ({config.method})"
+    )
     return summarize_domains(pool) | {"method": config.method, "computed_shards": done, "fit": fit_info}
 
 
@@ -291,9 +299,13 @@ def summarize_domains(pool: Pool) -> dict[str, Any]:
     docs = pool.read_docs(["id", "n_tokens"])
     if not attr["id"].equals(docs["id"]):
         raise PoolError(f"{pool.root}: attribute {ATTR!r} is not aligned with the pool's documents")
-    grouped = docs.assign(domain=attr["domain"].to_numpy()).groupby("domain", sort=True)["n_tokens"].agg(["count", "sum"])
+    grouped = (
+        docs.assign(domain=attr["domain"].to_numpy())
+        .groupby("domain", sort=True)["n_tokens"]
+        .agg(["count", "sum"])
+    )
     per = {str(d): {"docs": int(r["count"]), "tokens": int(r["sum"])} for d, r in grouped.iterrows()}
-    return {"domains": per, "n_docs": int(len(docs)), "n_tokens": int(docs["n_tokens"].sum())}
+    return {"domains": per, "n_docs": len(docs), "n_tokens": int(docs["n_tokens"].sum())}
 
 
 # -- clusters as their own attribute (``mixlab cluster``) -----------------------------------------
@@ -326,7 +338,9 @@ def cluster_pool(pool: Pool, config: Any, workers: int = 1, force: bool = False)
     info = {"stage": "clusters", "config": config.model_dump(mode="json")}
     info_path = folder / "attr.json"
     if info_path.exists() and not force and json.loads(info_path.read_text(encoding="utf-8")) != info:
-        raise PoolError(f"{pool.root}: attribute {CLUSTERS_ATTR!r} was made with another config; pass --force")
+        raise PoolError(
+            f"{pool.root}: attribute {CLUSTERS_ATTR!r} was made with another config; pass --force"
+        )
     if force and folder.exists():
         shutil.rmtree(folder)
     if not (folder / CLUSTER_STATE / "clusters.json").exists():

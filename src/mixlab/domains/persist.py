@@ -10,12 +10,17 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 
-def save_linear(path: str | Path, coef: np.ndarray, intercept: np.ndarray, classes: list[str], settings: dict[str, Any]) -> None:
+def save_linear(
+    path: str | Path, coef: np.ndarray, intercept: np.ndarray, classes: list[str], settings: dict[str, Any]
+) -> None:
     """Write ``PATH.safetensors`` (coef, intercept) and ``PATH.json`` (classes and settings)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(
-        {"coef": np.ascontiguousarray(coef, dtype=np.float32), "intercept": np.ascontiguousarray(intercept, dtype=np.float32)},
+        {
+            "coef": np.ascontiguousarray(coef, dtype=np.float32),
+            "intercept": np.ascontiguousarray(intercept, dtype=np.float32),
+        },
         str(path.with_suffix(".safetensors")),
     )
     meta = {"classes": list(classes), "settings": settings}

@@ -57,10 +57,8 @@ class RegexCond(Condition):
     def holds(self, text: str, lines: list[str]) -> bool:
         if self.min_count <= 1 and self.distinct <= 1:
             return self.pattern.search(text) is not None
-        count = 0
         seen: set[str] = set()
-        for m in self.pattern.finditer(text):
-            count += 1
+        for count, m in enumerate(self.pattern.finditer(text), 1):
             if self.distinct > 1:
                 seen.add(m.group(1) if self.pattern.groups else m.group(0))
             if count >= self.min_count and (self.distinct <= 1 or len(seen) >= self.distinct):
@@ -209,7 +207,9 @@ def _parse_condition(obj: Any, where: str) -> Condition:
         raise RulesError(f"{where}: a condition must be a mapping, got {type(obj).__name__}")
     kinds = [k for k in obj if k in _COND_KEYS]
     if len(kinds) == 2 and set(kinds) == {"min_chars", "max_chars"} and len(obj) == 2:
-        return LengthCond(_int(obj["min_chars"], where, "min_chars"), _int(obj["max_chars"], where, "max_chars"))
+        return LengthCond(
+            _int(obj["min_chars"], where, "min_chars"), _int(obj["max_chars"], where, "max_chars")
+        )
     if len(kinds) != 1:
         raise RulesError(f"{where}: a condition needs exactly one of {sorted(_COND_KEYS)}, got {sorted(obj)}")
     kind = kinds[0]
@@ -218,7 +218,9 @@ def _parse_condition(obj: Any, where: str) -> Condition:
         allowed = _REGEX_OPTS if kind == "regex" else _LINES_OPTS
         unknown = set(opts) - allowed
         if unknown:
-            raise RulesError(f"{where}: unknown option(s) {sorted(unknown)} for {kind!r} (allowed: {sorted(allowed)})")
+            raise RulesError(
+                f"{where}: unknown option(s) {sorted(unknown)} for {kind!r} (allowed: {sorted(allowed)})"
+            )
         pat = _compile(obj[kind], bool(opts.get("ignore_case", False)), where)
         min_count = _int(opts.get("min_count", 1), where, "min_count", 1)
         if kind == "regex":
@@ -312,7 +314,9 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         rules.append(rule)
     if "catch_all" not in data:
         raise RulesError(f"{source}:{top_line}: missing 'catch_all' (the rule for documents no rule matches)")
-    catch = _parse_rule(data["catch_all"], domains, f"{source}:{catch_line}: catch_all", catch_line, catch_all=True)
+    catch = _parse_rule(
+        data["catch_all"], domains, f"{source}:{catch_line}: catch_all", catch_line, catch_all=True
+    )
     max_chars = _int(data.get("max_chars", 20_000), f"{source}:{top_line}", "max_chars", 100)
     return RuleSet(domains=list(domains), rules=rules, catch_all=catch, max_chars=max_chars, source=source)
 

@@ -263,12 +263,14 @@ class _TaskYamlLoader(yaml.SafeLoader):
     """SafeLoader that names ``!function`` (Python code in lm-eval YAMLs) as unsupported, with its line."""
 
 
+class _FunctionTagError(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 def _reject_function(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    mark = node.start_mark
-    raise TaskFormatError(
-        f"{mark.name}:{mark.line + 1}: '!function' (Python code) is not supported; "
-        "use Jinja templates or a plain field name"
-    )
+    raise _FunctionTagError(node.start_mark.line + 1)
 
 
 _TaskYamlLoader.add_constructor("!function", _reject_function)
@@ -294,8 +296,10 @@ def _load_yaml_config(path: Path, depth: int = 0) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     try:
         loaded = yaml.load(text, Loader=_TaskYamlLoader)  # noqa: S506 - a SafeLoader subclass
-    except TaskFormatError:
-        raise
+    except _FunctionTagError as exc:
+        raise TaskFormatError(
+            f"{path}:{exc.line}: '!function' (Python code) is not supported; use Jinja templates or a field name"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

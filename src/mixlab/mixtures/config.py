@@ -89,7 +89,7 @@ def parse_tokens(text: str | int) -> int:
         if mult != 1:
             s = s[:-1]
         try:
-            value = int(round(float(s) * mult))
+            value = round(float(s) * mult)
         except ValueError:
             raise ValueError(f"not a token count: {text!r} (use e.g. 10B, 500M, 200k or 12345)") from None
     if value <= 0:
@@ -113,8 +113,8 @@ def load_section(path: str, section: str) -> dict:
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ValueError(f"{p}:{where}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level")
+        raise ValueError(f"{p}: expected a mapping at the top level")  # noqa: TRY004
     sub = data.get(section, data)
     if not isinstance(sub, dict):
-        raise ValueError(f"{p}: section {section!r} must be a mapping")
+        raise ValueError(f"{p}: section {section!r} must be a mapping")  # noqa: TRY004
     return sub

@@ -41,7 +41,7 @@ def catalog_domain_tokens(catalog: Catalog, soft: bool = False) -> dict[str, int
         rows = p.sum(axis=1, keepdims=True)
         p = p / np.where(rows > 0, rows, 1.0)
         tokens = p.T @ kept["n_tokens"].to_numpy(dtype=np.float64)
-        return {d: int(round(t)) for d, t in sorted(zip(catalog.prob_domains, tokens, strict=True))}
+        return {d: round(t) for d, t in sorted(zip(catalog.prob_domains, tokens, strict=True))}
     sums = kept.groupby("domain")["n_tokens"].sum()
     return {str(d): int(sums.get(d, 0)) for d in catalog.domains}
 

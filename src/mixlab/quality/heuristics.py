@@ -41,6 +41,7 @@ surrounding whitespace trimmed, empty ones dropped; ``paragraphs`` = blocks sepa
 ``q_nav_line_frac``          lines that are lists of links: 2+ separators ``| » · >`` and no sentence end
 ``q_lorem_ipsum``            1 when "lorem ipsum" appears (C4)
 ``q_curly_brackets``         count of ``{`` (C4 drops pages with any; off by default for code)
+``q_chars_per_token``        characters per training-tokenizer token (needs ``n_tokens``; NaN otherwise)
 ===========================  ===================================================================
 """
 
@@ -105,7 +106,7 @@ SIGNAL_COLUMNS: tuple[str, ...] = (
     "q_line_punct_frac", "q_short_line_frac", "q_newline_word_ratio", "q_dup_line_frac",
     "q_dup_line_char_frac", "q_dup_para_frac", "q_dup_para_char_frac",
     *[f"q_top_{n}gram_frac" for n in TOP_NGRAMS], *[f"q_dup_{n}gram_frac" for n in DUP_NGRAMS],
-    "q_boilerplate_line_frac", "q_nav_line_frac", "q_lorem_ipsum", "q_curly_brackets",
+    "q_boilerplate_line_frac", "q_nav_line_frac", "q_lorem_ipsum", "q_curly_brackets", "q_chars_per_token",
 )  # fmt: skip
 
 SHORT_LINE_CHARS = 30
@@ -310,8 +311,13 @@ def _regex_counts_nonascii(arr: pa.Array, has_nonascii: np.ndarray, patterns: Se
 # ----------------------------------------------------------------------------------------------------
 # the batch computation
 # ----------------------------------------------------------------------------------------------------
-def compute_signals(texts: Sequence[str] | pa.Array) -> pd.DataFrame:
-    """Heuristic quality signals (``q_*`` columns, see the module docstring) of every text, in order."""
+def compute_signals(texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | np.ndarray | None = None) -> pd.DataFrame:
+    """Heuristic quality signals (``q_*`` columns, see the module docstring) of every text, in order.
+
+    ``n_tokens`` (the pool's exact counts under the training tokenizer) adds ``q_chars_per_token``:
+    keyboard mash and other non-words break into many short BPE pieces. Without it the column is NaN
+    and rules on it do not apply.
+    """
     arr = texts if isinstance(texts, pa.Array) else pa.array(list(texts), type=pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -431,6 +437,10 @@ def compute_signals(texts: Sequence[str] | pa.Array) -> pd.DataFrame:
         np.float64
     )
     cols["q_curly_brackets"] = pc.count_substring(arr, "{").to_numpy(zero_copy_only=False).astype(np.float64)
+    if n_tokens is None:
+        cols["q_chars_per_token"] = np.full(n, np.nan)
+    else:
+        cols["q_chars_per_token"] = _ratio(n_chars, np.asarray(n_tokens, dtype=np.float64))
     return pd.DataFrame({c: np.asarray(cols[c], dtype=np.float64) for c in SIGNAL_COLUMNS})
 
 
@@ -518,4 +528,5 @@ def reference_signals(text: str) -> dict[str, float]:
     )
     s["q_lorem_ipsum"] = float("lorem ipsum" in text.lower())
     s["q_curly_brackets"] = text.count("{")
+    s["q_chars_per_token"] = float("nan")
     return {c: float(s[c]) for c in SIGNAL_COLUMNS}

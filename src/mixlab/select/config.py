@@ -37,7 +37,7 @@ class QualityPolicy(BaseModel):
             text = value.strip()
             if text in ("all", "shares", "top_k_buckets"):
                 return {"mode": text}
-            if text.startswith("top_k_buckets:") or text.startswith("top"):
+            if text.startswith(("top_k_buckets:", "top")):
                 _, _, k = text.partition(":")
                 return {"mode": "top_k_buckets", "k": int(k or text.removeprefix("top"))}
             try:

@@ -149,7 +149,7 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
         )
     dq = domain_quotas(weights, budget, capacity, eligible, config.max_epochs, config.shortfall)
 
-    max_repeats = int(math.ceil(config.max_epochs))
+    max_repeats = math.ceil(config.max_epochs)
     cells: list[_Cell] = []
     bucket_quotas: dict[str, dict[int, float]] = {}
     for domain in sorted(dq.quotas):
@@ -217,11 +217,11 @@ def _manifest(
         unique = int(rows["id"].nunique())
         entry: dict[str, Any] = {
             "weight": weights.get(domain, 0.0),
-            "quota_tokens": int(round(dq.quotas.get(domain, 0.0))),
+            "quota_tokens": round(dq.quotas.get(domain, 0.0)),
             "tokens": tokens,
-            "docs": int(len(rows)),
+            "docs": len(rows),
             "unique_docs": unique,
-            "repeats": int(len(rows)) - unique,
+            "repeats": len(rows) - unique,
             "max_passes": int(rows["repeat"].max()) + 1 if len(rows) else 0,
             "available_tokens": int(eligible.get(domain, 0)),
             "epochs": tokens / eligible[domain] if eligible.get(domain) else 0.0,
@@ -229,7 +229,7 @@ def _manifest(
         if config.quality_policy.mode == "shares":
             entry["buckets"] = {
                 str(b): {
-                    "quota_tokens": int(round(q)),
+                    "quota_tokens": round(q),
                     "tokens": int(rows.loc[rows["bucket"] == b, "n_tokens"].sum()),
                     "docs": int((rows["bucket"] == b).sum()),
                 }
@@ -244,7 +244,7 @@ def _manifest(
         "budget_tokens": int(config.budget_tokens),
         "total_tokens": total,
         "budget_error_tokens": total - int(config.budget_tokens),
-        "documents": int(len(chosen)),
+        "documents": len(chosen),
         "unique_documents": int(chosen["id"].nunique()),
         "seed": int(config.seed),
         "max_epochs": float(config.max_epochs),
@@ -256,7 +256,7 @@ def _manifest(
         "effective_mixture": {d: (e["tokens"] / total if total else 0.0) for d, e in per_domain.items()},
         "redistributed": dq.redistributed,
         "domains": per_domain,
-        "pool_documents": int(len(docs)),
+        "pool_documents": len(docs),
         "pool_tokens": int(docs["n_tokens"].sum()),
         "kept_documents": int((docs["excluded"] == "").sum()),
         "exclusions": catalog.exclusion_counts(),

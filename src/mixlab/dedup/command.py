@@ -1,0 +1,106 @@
+"""CLI: ``mixlab dedup POOL`` (exact + near duplicates) and ``mixlab decontam POOL --tasks NAME=FILE,...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixlab.dedup.config import DecontamConfig, DedupConfig
+from mixlab.pool.pool import Pool
+
+
+def _load_section(path: str | None, section: str) -> dict[str, Any]:
+    """The ``section`` mapping of a YAML file (a pipeline YAML), or the whole file when it has no such key."""
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.exists():
+        raise FileNotFoundError(f"config file {file} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{file}{where}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{file}: expected a mapping at the top level")
+    inner = data.get(section, data)
+    if not isinstance(inner, dict):
+        raise ValueError(f"{file}: section {section!r} must be a mapping")
+    return dict(inner)
+
+
+def _parse_tasks(spec: str) -> dict[str, str]:
+    tasks: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, file = part.partition("=")
+        if not sep or not name or not file:
+            raise ValueError(f"--tasks: expected NAME=FILE[,NAME=FILE...], got {part!r}")
+        tasks[name.strip()] = file.strip()
+    return tasks
+
+
+def _cmd_dedup(args: argparse.Namespace) -> int:
+    from mixlab.dedup.stage import dedup_pool
+
+    values = _load_section(args.config, "dedup")
+    if args.threshold is not None:
+        values["threshold"] = args.threshold
+    if args.exact_only:
+        values["near"] = False
+    config = DedupConfig(**values)
+    summary = dedup_pool(Pool.open(args.pool), config, workers=args.workers, force=args.force)
+    state = " (already done)" if summary["skipped"] else ""
+    print(
+        f"dedup {args.pool}{state}: {summary['docs']} documents, {summary['clusters']} kept "
+        f"(one per cluster), {summary['duplicate_clusters']} duplicate clusters, largest {summary['largest_cluster']}"
+    )
+    print(f"  duplicates: exact {summary['duplicates']['exact']}, near {summary['duplicates']['near']}")
+    print(f"  representatives by {summary['representative_basis']}")
+    return 0
+
+
+def _cmd_decontam(args: argparse.Namespace) -> int:
+    from mixlab.dedup.stage import decontaminate_pool
+
+    values = _load_section(args.config, "decontam")
+    if args.tasks:
+        values["tasks"] = _parse_tasks(args.tasks)
+    for flag, field in (("n", "n"), ("min_overlap", "min_overlap"), ("min_coverage", "min_coverage")):
+        if getattr(args, flag) is not None:
+            values[field] = getattr(args, flag)
+    config = DecontamConfig(**values)
+    summary = decontaminate_pool(Pool.open(args.pool), config, workers=args.workers, force=args.force)
+    state = " (already done)" if summary["skipped"] else ""
+    print(
+        f"decontam {args.pool}{state}: {summary['docs']} documents, {summary['contaminated']} contaminated "
+        f"(excluded by default), {summary['overlapping']} share at least one {config.n}-gram with a task"
+    )
+    print("  per task: " + json.dumps(summary["per_task"]))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    d = sub.add_parser("dedup", help="find exact and near duplicates (MinHash LSH); attribute 'dedup'")
+    d.add_argument("pool", help="pool folder")
+    d.add_argument("--config", default=None, help="YAML with DedupConfig fields (or a 'dedup:' section)")
+    d.add_argument("--threshold", type=float, default=None, help="Jaccard threshold of near duplicates")
+    d.add_argument("--exact-only", action="store_true", help="skip near-duplicate detection")
+    d.add_argument("--workers", type=int, default=1, help="worker processes for the per-shard pass")
+    d.add_argument("--force", action="store_true", help="recompute even if already done")
+    d.set_defaults(func=_cmd_dedup)
+
+    c = sub.add_parser("decontam", help="flag documents overlapping evaluation tasks; attribute 'decontam'")
+    c.add_argument("pool", help="pool folder")
+    c.add_argument("--tasks", default=None, help="NAME=FILE[,NAME=FILE...] ELMB JSONL task files")
+    c.add_argument("--config", default=None, help="YAML with DecontamConfig fields (or a 'decontam:' section)")
+    c.add_argument("--n", type=int, default=None, help="words per n-gram (default 13)")
+    c.add_argument("--min-overlap", type=int, default=None, help="least shared n-grams to flag (default 1)")
+    c.add_argument("--min-coverage", type=float, default=None, help="least covered fraction of a task field")
+    c.add_argument("--workers", type=int, default=1, help="worker processes")
+    c.add_argument("--force", action="store_true", help="recompute even if already done")
+    c.set_defaults(func=_cmd_decontam)
