@@ -48,8 +48,12 @@ def main() -> None:
 
     files = sorted(glob.glob(str(DATA / "corpus" / "*.jsonl.gz")))
     files = [f for f in files if "noise" not in f] + [f for f in files if "noise" in f]
-    pool = ingest(files, args.pool, tokenizer=str(DATA / "tokenizers" / "gpt2" / "tokenizer.json"), shard_docs=5000)
-    overrides = {k: v for k, v in (("threshold", args.threshold), ("shingle_n", args.shingle_n)) if v is not None}
+    pool = ingest(
+        files, args.pool, tokenizer=str(DATA / "tokenizers" / "gpt2" / "tokenizer.json"), shard_docs=5000
+    )
+    overrides = {
+        k: v for k, v in (("threshold", args.threshold), ("shingle_n", args.shingle_n)) if v is not None
+    }
     config = DedupConfig(**overrides)
 
     wall = time.time()
@@ -74,14 +78,22 @@ def main() -> None:
     planted = np.isin(kind, ["exact_duplicate", "near_duplicate"])
     real = (docs["source"] != "noise").to_numpy()
     fp = real & ~keep
-    print(f"real docs marked duplicate (not planted): {fp.sum()} / {real.sum()} = {fp.sum() / real.sum():.4f}")
+    print(
+        f"real docs marked duplicate (not planted): {fp.sum()} / {real.sum()} = {fp.sum() / real.sum():.4f}"
+    )
     print("  by source:", dict(Counter(docs["source"][fp]).most_common()))
     print("  by kind:", dict(Counter(attr["dup_kind"][fp]).most_common()))
     jac = attr["dup_jaccard"].to_numpy()[fp & (attr["dup_kind"] == "near").to_numpy()]
     if jac.size:
-        print("  near: est. Jaccard to representative quantiles 0/10/50%:", np.quantile(jac, [0, 0.1, 0.5]).round(3))
+        print(
+            "  near: est. Jaccard to representative quantiles 0/10/50%:",
+            np.quantile(jac, [0, 0.1, 0.5]).round(3),
+        )
     other_noise = ~real & ~planted & ~keep
-    print(f"other noise docs marked duplicate: {other_noise.sum()}", dict(Counter(kind[other_noise]).most_common()))
+    print(
+        f"other noise docs marked duplicate: {other_noise.sum()}",
+        dict(Counter(kind[other_noise]).most_common()),
+    )
 
     n_docs = len(docs)
     sig_cpu = time.process_time()
@@ -89,9 +101,11 @@ def main() -> None:
     texts = [str(t) for t in pool.read_docs(["text"])["text"]]
     ours_sig = minhash_signatures(texts, config.num_perm, config.shingle_n, config.seed)
     sig_cpu, sig_wall = time.process_time() - sig_cpu, time.time() - sig_wall
-    print(f"throughput: dedup_pool (signatures + LSH + write) {n_docs / dedup_wall:.0f} docs/s wall, "
-          f"{n_docs / dedup_cpu:.0f} docs/s CPU of the main process; minhash_signatures alone "
-          f"{n_docs / sig_cpu:.0f} docs/s CPU ({sig_wall:.1f} s wall for {n_docs} docs)")
+    print(
+        f"throughput: dedup_pool (signatures + LSH + write) {n_docs / dedup_wall:.0f} docs/s wall, "
+        f"{n_docs / dedup_cpu:.0f} docs/s CPU of the main process; minhash_signatures alone "
+        f"{n_docs / sig_cpu:.0f} docs/s CPU ({sig_wall:.1f} s wall for {n_docs} docs)"
+    )
     del ours_sig
 
     rng = np.random.default_rng(0)
@@ -107,15 +121,22 @@ def main() -> None:
         m = MinHash(num_perm=config.num_perm, seed=config.seed)
         m.update_batch(shingles)
     theirs = len(sample) / (time.process_time() - t0)
-    print(f"minhash on {len(sample)} docs: ours {ours:.0f} docs/s, datasketch {theirs:.0f} docs/s, "
-          f"ratio ours/datasketch = {ours / theirs:.2f}")
+    print(
+        f"minhash on {len(sample)} docs: ours {ours:.0f} docs/s, datasketch {theirs:.0f} docs/s, "
+        f"ratio ours/datasketch = {ours / theirs:.2f}"
+    )
 
     tasks = {Path(p).stem: Path(p) for p in sorted(glob.glob(str(DATA / "tasks" / "*.jsonl")))}
-    for label, extra in (("default (coverage >= 0.8)", {}), ("GPT-3 rule (any 13-gram)", {"min_coverage": 0.0})):
+    for label, extra in (
+        ("default (coverage >= 0.8)", {}),
+        ("GPT-3 rule (any 13-gram)", {"min_coverage": 0.0}),
+    ):
         t0 = time.time()
         s = decontaminate_pool(pool, DecontamConfig(tasks=tasks, **extra), workers=args.workers)
-        print(f"decontam {label}: {s['contaminated']} / {s['docs']} contaminated {s['per_task']}, "
-              f"{s['overlapping']} share >= 1 13-gram ({s['docs'] / (time.time() - t0):.0f} docs/s wall)")
+        print(
+            f"decontam {label}: {s['contaminated']} / {s['docs']} contaminated {s['per_task']}, "
+            f"{s['overlapping']} share >= 1 13-gram ({s['docs'] / (time.time() - t0):.0f} docs/s wall)"
+        )
 
 
 if __name__ == "__main__":

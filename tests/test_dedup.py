@@ -78,17 +78,23 @@ def test_minhash_estimates_jaccard_and_is_deterministic() -> None:
     assert (sig[3] == 0xFFFFFFFF).all()
     again = minhash_signatures([base, half, base.upper(), ""], num_perm=256, n=5, seed=3)
     assert np.array_equal(sig, again)
-    assert not np.array_equal(sig, minhash_signatures([base, half, base.upper(), ""], num_perm=256, n=5, seed=4))
+    assert not np.array_equal(
+        sig, minhash_signatures([base, half, base.upper(), ""], num_perm=256, n=5, seed=4)
+    )
 
 
 # -- dedup on small pools ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def small_pool(tmp_path_factory: pytest.TempPathFactory, corpus: dict[str, dict]) -> tuple[Pool, dict[str, str]]:
+def small_pool(
+    tmp_path_factory: pytest.TempPathFactory, corpus: dict[str, dict]
+) -> tuple[Pool, dict[str, str]]:
     """24 distinct real documents, with an exact (case/whitespace) copy and a near copy placed far away
     (shard_docs=6: the copies land in other shards than their originals)."""
     texts = _real_texts(corpus, 24, ("wikitext2", "xquad", "gsm8k_train", "crd3"), min_words=80)
     docs = [{"id": f"orig-{i}", "text": t, "source": "orig"} for i, t in enumerate(texts)]
-    docs.append({"id": "exact-0", "text": "  " + texts[0].upper().replace(" ", "   \n ") + "\n", "source": "copy"})
+    docs.append(
+        {"id": "exact-0", "text": "  " + texts[0].upper().replace(" ", "   \n ") + "\n", "source": "copy"}
+    )
     docs.append({"id": "near-1", "text": _replace_words(texts[1], 3, seed=1), "source": "copy"})
     docs.append({"id": "exact-2", "text": texts[2], "source": "copy"})
     roles = {"exact-0": "orig-0", "near-1": "orig-1", "exact-2": "orig-2"}
@@ -165,8 +171,13 @@ def test_recall_on_planted_shared_noise(tmp_path: Path, corpus: dict[str, dict])
     originals = {d["duplicate_of"] for d in sample}
     all_orig = {d["duplicate_of"] for d in planted}
     fillers = rng.sample(
-        [d for d in corpus.values() if d["source"] in ("wikitext2", "gsm8k_train", "crd3", "xquad", "devils_dictionary")
-         and d["id"] not in all_orig], 240
+        [
+            d
+            for d in corpus.values()
+            if d["source"] in ("wikitext2", "gsm8k_train", "crd3", "xquad", "devils_dictionary")
+            and d["id"] not in all_orig
+        ],
+        240,
     )
     docs = [corpus[i] for i in sorted(originals)] + fillers + sample  # copies come after the originals
     pool = _make_pool(tmp_path, [{k: d[k] for k in ("id", "text", "source")} for d in docs], shard_docs=150)
@@ -174,8 +185,11 @@ def test_recall_on_planted_shared_noise(tmp_path: Path, corpus: dict[str, dict])
     df = pool.read_attr("dedup").set_index("id")
     for kind, target in (("exact_duplicate", 0.95), ("near_duplicate", 0.9)):
         rows = [d for d in sample if d["noise_kind"] == kind]
-        found = [df.loc[d["id"], "dup_cluster"] == df.loc[d["duplicate_of"], "dup_cluster"]
-                 and not df.loc[d["id"], "dup_keep"] for d in rows]
+        found = [
+            df.loc[d["id"], "dup_cluster"] == df.loc[d["duplicate_of"], "dup_cluster"]
+            and not df.loc[d["id"], "dup_keep"]
+            for d in rows
+        ]
         assert np.mean(found) >= target, (kind, np.mean(found))
     real = df.loc[[d["id"] for d in fillers] + sorted(originals)]
     assert (~real["dup_keep"]).sum() <= 2  # unrelated real documents stay representatives
@@ -195,21 +209,32 @@ def test_decontam_flags_planted_not_clean(tmp_path: Path, corpus: dict[str, dict
         "qa": f"Homework help forum.\nProblem: {q['question']}\nSolution: the answer is {q['choices'][q['answer']]}.",
         "ctx": f"From the encyclopedia. {rag[3]['ctx']} See also: related articles.",
         "rag_q": f"Quiz night! {rag[10]['question']} Answer: {rag[10]['choices'][rag[10]['answer']]}",
-        "roleplay": "Transcript excerpt.\n" + roleplay[5]["question"][-600:],
+        "roleplay": "Transcript.\n"
+        + roleplay[5]["question"]
+        + " "
+        + roleplay[5]["choices"][roleplay[5]["answer"]],
+        "roleplay_part": "Excerpt.\n" + roleplay[5]["question"][-300:],  # a small part: overlaps, not flagged
     }
     choice_soup = " ".join(c for item in reasoning[:60] for c in item["choices"])  # "2.0 9.0 18.0 ..."
-    clean = _real_texts(corpus, 40, ("wikitext2", "gsm8k_train", "crd3", "xquad", "python_docs"), min_words=30)
+    clean = _real_texts(
+        corpus, 40, ("wikitext2", "gsm8k_train", "crd3", "xquad", "python_docs"), min_words=30
+    )
     docs = [{"id": f"planted-{k}", "text": t} for k, t in planted.items()]
-    docs += [{"id": "choices", "text": f"Numbers seen today: {choice_soup}. Also 'the dot' and 'circle logo'."}]
+    docs += [
+        {"id": "choices", "text": f"Numbers seen today: {choice_soup}. Also 'the dot' and 'circle logo'."}
+    ]
     docs += [{"id": f"clean-{i}", "text": t} for i, t in enumerate(clean)]
     pool = _make_pool(tmp_path, docs, shard_docs=20)
     tasks = {n: DATA / "tasks" / f"{n}.jsonl" for n in ("reasoning", "rag", "roleplay", "function_calling")}
     summary = decontaminate_pool(pool, DecontamConfig(tasks=tasks))
     df = pool.read_attr("decontam").set_index("id")
     flagged = set(df.index[df["contaminated"]])
-    assert flagged == {f"planted-{k}" for k in planted}, flagged
+    assert flagged == {f"planted-{k}" for k in planted if k != "roleplay_part"}, flagged
+    assert df.loc["planted-roleplay_part", "contam_overlap"] > 0
     assert df.loc["planted-qa", "contam_task"] == "reasoning" and df.loc["planted-qa", "contam_overlap"] >= 5
-    assert df.loc["planted-ctx", "contam_task"] == "rag" and df.loc["planted-ctx", "contam_item"] == rag[3]["id"]
+    assert df.loc["planted-ctx", "contam_task"] == "rag"
+    same_ctx = {it["id"] for it in rag if it["ctx"] == rag[3]["ctx"]}  # several questions share a context
+    assert df.loc["planted-ctx", "contam_item"] in same_ctx
     assert df.loc["planted-roleplay", "contam_task"] == "roleplay"
     assert df.loc["choices", "contam_overlap"] == 0 and df.loc["choices", "contam_task"] == ""
     assert summary["contaminated"] == 4 and summary["per_task"]["rag"] == 2
@@ -221,15 +246,24 @@ def test_decontam_flags_planted_not_clean(tmp_path: Path, corpus: dict[str, dict
 
 @needs_data
 def test_task_index_overlap_api_and_short_fields() -> None:
-    items = {"t": [{"question": "What is two plus two, asked the very curious little child?",
-                    "choices": ["2.0", "4.0"], "answer": 1},
-                   {"question": "Short one?", "choices": ["yes", "no"], "answer": 0}]}
+    items = {
+        "t": [
+            {
+                "question": "What is two plus two, asked the very curious little child?",
+                "choices": ["2.0", "4.0"],
+                "answer": 1,
+            },
+            {"question": "Short one?", "choices": ["yes", "no"], "answer": 0},
+        ]
+    }
     index = TaskIndex.from_items(items, n=13, min_short_words=8)
-    counts, names = index.overlap([
-        "she said: what is two plus two asked the very curious little child? and left",
-        "short one? yes",  # 2-word question: never matched on its own
-        "4.0 2.0 yes no",
-    ])
+    counts, names = index.overlap(
+        [
+            "she said: what is two plus two asked the very curious little child? and left",
+            "short one? yes",  # 2-word question: never matched on its own
+            "4.0 2.0 yes no",
+        ]
+    )
     assert counts.tolist() == [1, 0, 0] and names == ["t", "", ""]
     paths = {"reasoning": DATA / "tasks" / "reasoning.jsonl"}
     real = TaskIndex.from_task_files(paths, n=13)
@@ -250,8 +284,9 @@ def test_task_file_errors_name_file_and_line(tmp_path: Path) -> None:
 
 # -- CLI ---------------------------------------------------------------------------------------------------------
 @needs_data
-def test_cli_dedup_and_decontam(small_pool: tuple[Pool, dict[str, str]], tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_dedup_and_decontam(
+    small_pool: tuple[Pool, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pool, _ = small_pool
     cfg = tmp_path / "dedup.yaml"
     cfg.write_text("dedup:\n  num_perm: 64\n  shingle_n: 5\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -36,7 +37,11 @@ CORPUS = [
 ] * 10
 
 ELMB_DOCS = [
-    {"question": "What is the capital of France?", "choices": ["Paris", "Rome", "a very long wrong answer"], "answer": 0},
+    {
+        "question": "What is the capital of France?",
+        "choices": ["Paris", "Rome", "a very long wrong answer"],
+        "answer": 0,
+    },
     {"question": "How many legs does a spider have?", "choices": ["eight", "six"], "answer": 1},
     {
         "ctx": "The river flows north through the old town.",
@@ -45,7 +50,11 @@ ELMB_DOCS = [
         "answer": 0,
     },
     {"question": "Pick one", "choices": [" leading space", "trailing space "], "answer": 1},
-    {"question": "Who wrote it?", "choices": ["the fox", "the lazy dog jumps over the quick brown fox"], "answer": 1},
+    {
+        "question": "Who wrote it?",
+        "choices": ["the fox", "the lazy dog jumps over the quick brown fox"],
+        "answer": 1,
+    },
 ]
 
 
@@ -57,10 +66,14 @@ def _train_tokenizer(out: Path) -> None:
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=320,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tk.train_from_iterator(CORPUS, trainer)
-    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     tok.save_pretrained(out)
 
@@ -96,7 +109,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(model_dir: Path):  # type: ignore[no-untyped-def]
+def loaded(model_dir: Path) -> tuple[Any, Any]:
     torch.set_num_threads(1)
     return load_model(model_dir, device="cpu")
 
@@ -108,7 +121,9 @@ def elmb_file(tmp_path: Path) -> Path:
     return path
 
 
-def _reference_loglikelihood(model, tokenizer, context: str, continuation: str, max_length: int = 10**9) -> float:  # type: ignore[no-untyped-def]
+def _reference_loglikelihood(
+    model: Any, tokenizer: Any, context: str, continuation: str, max_length: int = 10**9
+) -> float:
     """lm-eval's rule written out plainly: move trailing spaces, encode, one full forward, sum log-probs."""
     n = len(context) - len(context.rstrip())
     if n:
@@ -127,7 +142,7 @@ def _reference_loglikelihood(model, tokenizer, context: str, continuation: str, 
 
 
 # ------------------------------------------------------------------------------------------ scoring
-def test_packed_scores_equal_plain_full_forward(loaded, elmb_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_packed_scores_equal_plain_full_forward(loaded: tuple[Any, Any], elmb_file: Path) -> None:
     model, tok = loaded
     task = load_task("tiny", elmb_file)
     result = evaluate_task(model, tok, task, batch_size=2)
@@ -144,16 +159,20 @@ def test_packed_scores_equal_plain_full_forward(loaded, elmb_file: Path) -> None
         assert a == pytest.approx(b, abs=1e-4)
 
 
-def test_encoding_follows_lmeval_rules(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_encoding_follows_lmeval_rules(loaded: tuple[Any, Any]) -> None:
     _, tok = loaded
-    task = Task(name="t", docs=[{"q": "Say it: "}], doc_to_text="{{q}}", doc_to_choice=["yes", "no"], doc_to_target=0)
+    task = Task(
+        name="t", docs=[{"q": "Say it: "}], doc_to_text="{{q}}", doc_to_choice=["yes", "no"], doc_to_target=0
+    )
     (doc,) = encode_documents(tok, task, [0])
     assert doc.context[0] == tok.bos_token_id  # BOS added because this tokenizer adds it
     assert doc.context == tok.encode("Say it:")  # trailing space moved out of the context ...
     whole = tok.encode("Say it:  yes")  # ... into the continuation (context space + delimiter)
     assert doc.continuations[0] == whole[len(doc.context) :]
     # a context that already starts with the BOS text gets no second BOS
-    bos_task = Task(name="b", docs=[{"q": "<s>Hi"}], doc_to_text="{{q}}", doc_to_choice=["x", "y"], doc_to_target=0)
+    bos_task = Task(
+        name="b", docs=[{"q": "<s>Hi"}], doc_to_text="{{q}}", doc_to_choice=["x", "y"], doc_to_target=0
+    )
     (bos_doc,) = encode_documents(tok, bos_task, [0])
     assert bos_doc.context == tok.encode("<s>Hi", add_special_tokens=False)
     assert bos_doc.context.count(tok.bos_token_id) == 1
@@ -171,18 +190,25 @@ def test_empty_context_and_truncation_match_reference(tmp_path: Path, model_dir:
     long_q = " ".join(["the quick brown fox jumps over the lazy dog"] * 4)
     task = Task(
         name="edge",
-        docs=[{"q": "", "c": ["Paris", "Rome"]}, {"q": long_q, "c": ["a spider", "eight legs"]}, {"q": "Hi", "c": ["x", "y"]}],
+        docs=[
+            {"q": "", "c": ["Paris", "Rome"]},
+            {"q": long_q, "c": ["a spider", "eight legs"]},
+            {"q": "Hi", "c": ["x", "y"]},
+        ],
         doc_to_text="{{q}}",
         doc_to_choice="c",
         doc_to_target=0,
     )
     result = evaluate_task(model, tok, task, batch_size=4)
     for i, rec in enumerate(result.per_doc):
-        expected = [_reference_loglikelihood(model, tok, task.context(i), c, max_length=24) for c in task.continuations(i)]
+        expected = [
+            _reference_loglikelihood(model, tok, task.context(i), c, max_length=24)
+            for c in task.continuations(i)
+        ]
         assert rec["loglikelihoods"] == pytest.approx(expected, abs=1e-4)
 
 
-def test_acc_and_acc_norm_differ_on_crafted_case(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_acc_and_acc_norm_differ_on_crafted_case(loaded: tuple[Any, Any]) -> None:
     model, tok = loaded
     short, long = "x", " ".join(["the lazy dog jumps over the quick brown fox"] * 3)
     task = Task(name="crafted", docs=[{"question": "Which one?", "choices": [short, long], "answer": 1}])
@@ -228,7 +254,7 @@ def test_lmeval_yaml_task_loading(tmp_path: Path, elmb_file: Path) -> None:
     (tmp_path / "t.yaml").write_text(
         "include: _base.yaml\ntask: tiny_yaml\n"
         f"dataset_kwargs:\n  data_files:\n    test: {elmb_file.name}\n"
-        "doc_to_text: \"{% if ctx %}Context: {{ctx}}\\n{% endif %}Question: {{question}}\\nAnswer:\"\n"
+        'doc_to_text: "{% if ctx %}Context: {{ctx}}\\n{% endif %}Question: {{question}}\\nAnswer:"\n'
         "doc_to_choice: '{{choices}}'\ndoc_to_target: '{{answer}}'\n",
         encoding="utf-8",
     )
@@ -240,7 +266,13 @@ def test_lmeval_yaml_task_loading(tmp_path: Path, elmb_file: Path) -> None:
         assert task.choices(i) == native.choices(i)
         assert task.gold(i) == native.gold(i)
     # a target given as the answer text is turned into its index
-    text_target = Task(name="t", docs=[{"c": ["no", "yes"], "a": "yes"}], doc_to_text="Q", doc_to_choice="c", doc_to_target="a")
+    text_target = Task(
+        name="t",
+        docs=[{"c": ["no", "yes"], "a": "yes"}],
+        doc_to_text="Q",
+        doc_to_choice="c",
+        doc_to_target="a",
+    )
     assert text_target.gold(0) == 1
 
 
@@ -299,7 +331,7 @@ def test_parse_task_specs() -> None:
 
 
 # -------------------------------------------------------------------------------------- domain loss
-def test_domain_loss_matches_hand_computation(loaded) -> None:  # type: ignore[no-untyped-def]
+def test_domain_loss_matches_hand_computation(loaded: tuple[Any, Any]) -> None:
     model, tok = loaded
     texts = {"general": [CORPUS[3], "fox"], "code": [CORPUS[4]]}
     out = domain_losses(model, tok, texts, block_size=8, batch_size=3)
@@ -328,7 +360,15 @@ def test_cli_eval_and_domain_loss_write_files(tmp_path: Path, model_dir: Path, e
     assert rc == 0
     records = [json.loads(line) for line in (out / "alpha.jsonl").read_text().splitlines()]
     assert len(records) == 3
-    assert set(records[0]) >= {"doc_index", "acc", "acc_norm", "loglikelihoods", "pred", "pred_norm", "answer"}
+    assert set(records[0]) >= {
+        "doc_index",
+        "acc",
+        "acc_norm",
+        "loglikelihoods",
+        "pred",
+        "pred_norm",
+        "answer",
+    }
     assert len(records[2]["loglikelihoods"]) == 4
     metrics = read_json_metrics(out / "metrics.json")
     assert set(metrics) == {"alpha", "beta"} and metrics["alpha"]["n"] == 3
@@ -353,7 +393,9 @@ def test_cli_eval_and_domain_loss_write_files(tmp_path: Path, model_dir: Path, e
     assert row["alpha/acc"] == pytest.approx(metrics["alpha"]["acc"])
 
 
-def test_cli_reports_malformed_task_file(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_malformed_task_file(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(ELMB_DOCS[0]) + "\n[1, 2]\n", encoding="utf-8")
     rc = main(["eval", "--model", str(model_dir), "--tasks", f"bad={path}", "--out", str(tmp_path / "o")])
@@ -361,7 +403,9 @@ def test_cli_reports_malformed_task_file(tmp_path: Path, model_dir: Path, capsys
     assert f"{path}:2: expected a JSON object" in capsys.readouterr().err
 
 
-def test_packing_self_check_falls_back_to_plain_path(loaded, elmb_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_packing_self_check_falls_back_to_plain_path(
+    loaded: tuple[Any, Any], elmb_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mixlab.evaluation.multiple_choice as mc
     from mixlab.evaluation.logprobs import TokenScorer
 
@@ -372,9 +416,32 @@ def test_packing_self_check_falls_back_to_plain_path(loaded, elmb_file: Path, mo
     assert mc._packing_agrees(scorer, encoded[2], max_length=256)
     plain = score_documents(model, tok, encoded, packed=False)
 
-    def broken(scorer, docs):  # type: ignore[no-untyped-def]  # a model that would ignore the packed mask
+    def broken(scorer: Any, docs: Any) -> list[list[float]]:  # as if the model ignored the packed mask
         return [[x + 1.0 for x in lls] for lls in mc._plain_docs(scorer, docs, 256, 8)]
 
     monkeypatch.setattr(mc, "_score_packed", broken)
     fallback = score_documents(model, tok, encoded)
     assert [x for lls in fallback for x in lls] == pytest.approx([x for lls in plain for x in lls], abs=1e-6)
+
+
+def test_evaluate_run_from_config(tmp_path: Path, model_dir: Path, elmb_file: Path) -> None:
+    from mixlab.evaluation.config import EvalConfig
+    from mixlab.evaluation.runner import evaluate_run
+
+    held_out = tmp_path / "code.jsonl"
+    held_out.write_text(json.dumps({"text": CORPUS[4]}) + "\n", encoding="utf-8")
+    cfg = EvalConfig(
+        tasks={"tiny": str(elmb_file)}, domain_data={"code": str(held_out)}, limit=2, device="cpu"
+    )
+    row = evaluate_run(model_dir, cfg, out_dir=tmp_path / "run")
+    assert set(row) == {
+        "tiny/acc",
+        "tiny/acc_norm",
+        "tiny/acc_stderr",
+        "tiny/acc_norm_stderr",
+        "loss/code",
+        "bpb/code",
+    }
+    assert (tmp_path / "run" / "tiny.jsonl").exists() and (tmp_path / "run" / "domain_loss.json").exists()
+    with pytest.raises(ValueError, match="invalid name"):
+        EvalConfig(tasks={"a/b": "x.jsonl"})

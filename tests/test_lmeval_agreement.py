@@ -93,12 +93,18 @@ def test_mixlab_matches_lm_eval_per_document(tmp_path: Path, monkeypatch: pytest
     for short, name in zip(TASKS, names, strict=True):
         samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
         assert len(samples) == LIMIT
-        for task in (load_task(name, yaml_dir / f"{name}.yaml"), load_task(short, DATA / "tasks" / f"{short}.jsonl")):
+        for task in (
+            load_task(name, yaml_dir / f"{name}.yaml"),
+            load_task(short, DATA / "tasks" / f"{short}.jsonl"),
+        ):
             result = evaluate_task(model, tok, task, batch_size=3, limit=LIMIT)
             for sample, rec in zip(samples, result.per_doc, strict=True):
                 ref = [float(r[0]) for r in sample["filtered_resps"]]
                 assert rec["loglikelihoods"] == pytest.approx(ref, abs=1e-4), (name, sample["doc_id"])
-                assert (rec["acc"], rec["acc_norm"]) == (sample["acc"], sample["acc_norm"]), (name, sample["doc_id"])
+                assert (rec["acc"], rec["acc_norm"]) == (sample["acc"], sample["acc_norm"]), (
+                    name,
+                    sample["doc_id"],
+                )
                 assert rec["answer"] == sample["target"]
                 chars = np.array([len(c) for c in task.choices(rec["doc_index"])], dtype=float)
                 assert rec["pred"] == int(np.argmax(ref))
@@ -107,4 +113,6 @@ def test_mixlab_matches_lm_eval_per_document(tmp_path: Path, monkeypatch: pytest
             assert result.metrics["acc"] == pytest.approx(ref_metrics["acc,none"], abs=1e-12)
             assert result.metrics["acc_norm"] == pytest.approx(ref_metrics["acc_norm,none"], abs=1e-12)
             assert result.metrics["acc_stderr"] == pytest.approx(ref_metrics["acc_stderr,none"], abs=1e-9)
-            assert result.metrics["acc_norm_stderr"] == pytest.approx(ref_metrics["acc_norm_stderr,none"], abs=1e-9)
+            assert result.metrics["acc_norm_stderr"] == pytest.approx(
+                ref_metrics["acc_norm_stderr,none"], abs=1e-9
+            )

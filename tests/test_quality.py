@@ -67,12 +67,12 @@ def test_signals_on_crafted_texts() -> None:
     assert r2.q_dup_10gram_frac == pytest.approx(25 / 30)  # repeats start at word 5: words 5..29 covered
     assert r2.q_top_2gram_frac == pytest.approx(6 * len("three four") / len(texts[2]))  # longest of the 6x 2-grams
     r3 = df.iloc[3]
-    assert r3.q_hash_ratio == pytest.approx(2 / 10)
-    assert r3.q_ellipsis_ratio == pytest.approx(2 / 10)
+    assert r3.q_hash_ratio == pytest.approx(2 / 11)  # 11 whitespace words
+    assert r3.q_ellipsis_ratio == pytest.approx(2 / 11)
     assert r3.q_bullet_line_frac == pytest.approx(2 / 3)
     assert r3.q_ellipsis_line_frac == pytest.approx(1 / 3)
     r4 = df.iloc[4]
-    assert r4.q_boilerplate_line_frac == 1.0
+    assert r4.q_boilerplate_line_frac == pytest.approx(2 / 3)  # the menu line has no phrase: nav signal
     assert r4.q_nav_line_frac == pytest.approx(1 / 3)
     assert df.iloc[5].q_n_words == 0 and df.iloc[5].q_n_chars == 0
     gib = compute_signals(["qwpx#rt zxcv!!b mnbv vcxz bnmq", "hello world"], n_tokens=[20, 2])
@@ -135,7 +135,7 @@ def test_noise_recall_on_shared_corpus_sample() -> None:
     from mixlab.quality.stage import apply_rules
     from mixlab.tokenization import count_tokens, load_tokenizer
 
-    rows = _corpus_sample(100, seed=2)
+    rows = _corpus_sample(60, seed=2)
     noise = list(_read_corpus_file(DATA / "corpus" / "noise.jsonl.gz"))
     kinds = ("boilerplate", "gibberish", "short_fragment", "repeated_ngram")
     noise = [r for r in noise if r["noise_kind"] in kinds]

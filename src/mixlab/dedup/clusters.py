@@ -36,7 +36,8 @@ def near_pairs(
     num_perm = int(signatures.shape[1])
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     sketches = {
-        int(i): LeanMinHash(seed=seed, hashvalues=signatures[i].astype(np.uint64), scheme="affine32") for i in rows
+        int(i): LeanMinHash(seed=seed, hashvalues=signatures[i].astype(np.uint64), scheme="affine32")
+        for i in rows
     }
     with lsh.insertion_session() as session:
         for i, sketch in sketches.items():
@@ -84,7 +85,7 @@ def representatives(labels: np.ndarray, priority: np.ndarray | None = None) -> n
     sorted_labels = labels[order]
     is_first = np.ones(n, dtype=bool)
     is_first[1:] = sorted_labels[1:] != sorted_labels[:-1]
-    rep_of_label = {}
     firsts = order[is_first]
-    rep_of_label = dict(zip(labels[firsts].tolist(), firsts.tolist(), strict=True))
-    return np.array([rep_of_label[label] for label in labels.tolist()], dtype=np.int64)
+    rep_of_label = np.empty(int(labels.max()) + 1 if n else 0, dtype=np.int64)
+    rep_of_label[labels[firsts]] = firsts
+    return rep_of_label[labels]

@@ -27,10 +27,10 @@ def _load_section(path: str | None, section: str) -> dict[str, Any]:
         where = f":{mark.line + 1}" if mark is not None else ""
         raise ValueError(f"{file}{where}: invalid YAML ({exc})") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level")
+        raise ValueError(f"{file}: expected a mapping at the top level")  # noqa: TRY004 - a user error
     inner = data.get(section, data)
     if not isinstance(inner, dict):
-        raise ValueError(f"{file}: section {section!r} must be a mapping")
+        raise ValueError(f"{file}: section {section!r} must be a mapping")  # noqa: TRY004 - a user error
     return dict(inner)
 
 
@@ -97,7 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = sub.add_parser("decontam", help="flag documents overlapping evaluation tasks; attribute 'decontam'")
     c.add_argument("pool", help="pool folder")
     c.add_argument("--tasks", default=None, help="NAME=FILE[,NAME=FILE...] ELMB JSONL task files")
-    c.add_argument("--config", default=None, help="YAML with DecontamConfig fields (or a 'decontam:' section)")
+    c.add_argument(
+        "--config", default=None, help="YAML with DecontamConfig fields (or a 'decontam:' section)"
+    )
     c.add_argument("--n", type=int, default=None, help="words per n-gram (default 13)")
     c.add_argument("--min-overlap", type=int, default=None, help="least shared n-grams to flag (default 1)")
     c.add_argument("--min-coverage", type=float, default=None, help="least covered fraction of a task field")

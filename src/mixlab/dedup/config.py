@@ -34,9 +34,13 @@ class DedupConfig(BaseModel):
         "a few words replaced in a ~100-word document (the planted near duplicates of the shared corpus) "
         "give 5-gram Jaccard 0.24-1.0, median 0.69; 0.8 (the web-scale usual) finds only 20% of them.",
     )
-    shingle_n: int = Field(5, ge=1, le=32, description="Words per shingle (documents shorter use one shingle).")
+    shingle_n: int = Field(
+        5, ge=1, le=32, description="Words per shingle (documents shorter use one shingle)."
+    )
     min_words: int = Field(
-        10, ge=1, description="Documents with fewer words take part in exact dedup only (too short for MinHash)."
+        10,
+        ge=1,
+        description="Documents with fewer words take part in exact dedup only (too short for MinHash).",
     )
     seed: int = Field(0, description="Seed of the MinHash permutations (signatures depend on it).")
     representative: Literal["first", "quality", "longest"] = Field(

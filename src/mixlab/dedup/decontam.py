@@ -188,7 +188,9 @@ class TaskIndex:
         new_item = new_gram.copy()
         new_item[1:] |= item_of[1:] != item_of[:-1]
         gram_id = np.cumsum(new_gram) - 1
-        items_per_gram = np.bincount(gram_id[new_item], minlength=int(new_gram.sum())) if key.size else gram_id
+        items_per_gram = (
+            np.bincount(gram_id[new_item], minlength=int(new_gram.sum())) if key.size else gram_id
+        )
         keep = items_per_gram[gram_id] <= max_items_per_ngram if key.size else new_gram
         dropped = int((items_per_gram > max_items_per_ngram).sum()) if key.size else 0
         grams: dict[int, np.ndarray] = {}
@@ -238,7 +240,13 @@ class TaskIndex:
                     first = np.repeat(offsets[pair[:, 1]], counts)
                     idx = first + (np.arange(rep.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts))
                     out.append(
-                        (pair[rep, 0], pair[rep, 1] + key_base, fids[idx], starts[idx], np.full(rep.shape[0], k))
+                        (
+                            pair[rep, 0],
+                            pair[rep, 1] + key_base,
+                            fids[idx],
+                            starts[idx],
+                            np.full(rep.shape[0], k),
+                        )
                     )
             key_base += int(uniq.shape[0])
         if not out:
@@ -266,7 +274,9 @@ class TaskIndex:
             return np.zeros(len(texts), dtype=np.int64), ["" for _ in texts]
         best = matrix.argmax(axis=1)
         counts = matrix[np.arange(len(texts)), best]
-        names = [self.task_names[b] if c > 0 else "" for b, c in zip(best.tolist(), counts.tolist(), strict=True)]
+        names = [
+            self.task_names[b] if c > 0 else "" for b, c in zip(best.tolist(), counts.tolist(), strict=True)
+        ]
         return counts, names
 
     def match(
@@ -310,4 +320,6 @@ class TaskIndex:
                 overlap[d] = int(counts[d, t])
                 task[d] = self.task_names[t]
                 item[d] = self.field_item[f]
-        return DecontamMatch(contaminated=contaminated, task=task, item=item, overlap=overlap, coverage=coverage)
+        return DecontamMatch(
+            contaminated=contaminated, task=task, item=item, overlap=overlap, coverage=coverage
+        )

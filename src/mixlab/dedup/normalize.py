@@ -81,7 +81,9 @@ def ngram_hashes(word_hashes: np.ndarray, n: int, short: bool = True) -> np.ndar
     return _mix64(acc ^ np.uint64(n))
 
 
-def batch_ngram_hashes(word_hashes: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_ngram_hashes(
+    word_hashes: Sequence[np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`ngram_hashes` (``short=False``) of many word-hash sequences in one vectorised pass.
 
     Returns ``(hashes, doc, start)``: each full ``n``-word run's hash, the index of its sequence and its

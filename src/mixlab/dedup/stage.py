@@ -126,7 +126,9 @@ def _priority(pool: Pool, config: DedupConfig) -> np.ndarray | None:
     return None
 
 
-def dedup_pool(pool: Pool, config: DedupConfig | None = None, workers: int = 1, force: bool = False) -> dict[str, Any]:
+def dedup_pool(
+    pool: Pool, config: DedupConfig | None = None, workers: int = 1, force: bool = False
+) -> dict[str, Any]:
     """Find exact and near duplicates across all shards of ``pool`` and write the ``dedup`` attribute.
 
     Returns a summary: ``docs``, ``clusters`` (kept documents: one per cluster, singletons included),
@@ -208,7 +210,9 @@ _INDEX_CACHE: dict[str, TaskIndex] = {}
 
 
 def _decontam_key(config: DecontamConfig) -> dict[str, Any]:
-    files = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sorted(config.tasks.items())}
+    files = {
+        name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sorted(config.tasks.items())
+    }
     return {"config": config.model_dump(mode="json"), "task_sha256": files}
 
 
@@ -268,8 +272,8 @@ def decontaminate_pool(
     flagged = df[df["contaminated"]]
     per_task = {name: int((flagged["contam_task"] == name).sum()) for name in config.tasks}
     summary = {
-        "docs": int(len(df)),
-        "contaminated": int(len(flagged)),
+        "docs": len(df),
+        "contaminated": len(flagged),
         "per_task": per_task,
         "overlapping": int((df["contam_overlap"] > 0).sum()),
         "shards_computed": len(computed),

@@ -54,8 +54,12 @@ def _cmd_domain_loss(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``eval`` and ``domain-loss`` to the ``mixlab`` command line."""
-    e = sub.add_parser("eval", help="score a model on multiple-choice tasks exactly as lm-eval's hf model does")
-    e.add_argument("--model", required=True, help="model folder (transformers AutoModelForCausalLM + tokenizer)")
+    e = sub.add_parser(
+        "eval", help="score a model on multiple-choice tasks exactly as lm-eval's hf model does"
+    )
+    e.add_argument(
+        "--model", required=True, help="model folder (transformers AutoModelForCausalLM + tokenizer)"
+    )
     e.add_argument(
         "--tasks",
         required=True,
@@ -67,7 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
     e.set_defaults(func=_cmd_eval)
 
-    d = sub.add_parser("domain-loss", help="validation loss and bits per byte on held-out text of each domain")
+    d = sub.add_parser(
+        "domain-loss", help="validation loss and bits per byte on held-out text of each domain"
+    )
     d.add_argument("--model", required=True, help="model folder")
     d.add_argument("--data", required=True, help="DOMAIN=FILE[,DOMAIN=FILE...] held-out JSONL/Parquet files")
     d.add_argument("--out", required=True, help="output JSON file (domain -> loss, bpb, counts)")

@@ -20,7 +20,9 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(
         32, ge=1, description="documents per forward pass (each document packs its context and all choices)"
     )
-    device: str | None = Field(None, description="torch device (`cpu`, `cuda`, `cuda:1`); default: cuda if present")
+    device: str | None = Field(
+        None, description="torch device (`cpu`, `cuda`, `cuda:1`); default: cuda if present"
+    )
     limit: int | None = Field(None, ge=1, description="evaluate only the first N documents of each task")
     domain_data: dict[str, str] = Field(
         default_factory=dict,

@@ -78,7 +78,11 @@ def domain_losses(
     out: dict[str, dict[str, float]] = {}
     for domain, texts in texts_by_domain.items():
         texts = list(texts)
-        ids = tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"] if texts else []
+        ids = (
+            tokenizer(texts, add_special_tokens=False, return_attention_mask=False)["input_ids"]
+            if texts
+            else []
+        )
         windows = [w for doc in ids for w in _windows(list(doc), prefix, block_size)]
         n_tokens = sum(len(doc) for doc in ids)
         n_bytes = sum(len(t.encode("utf-8")) for t in texts)

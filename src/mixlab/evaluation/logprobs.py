@@ -26,7 +26,7 @@ DEFAULT_MAX_LENGTH = 2048
 #: Scored positions per output-head call (bounds the [rows, vocab] float32 tensor).
 HEAD_CHUNK_ROWS = 1024
 
-_HEAD_CHECK: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_HEAD_CHECK: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -189,6 +189,7 @@ def _score_packed(scorer: TokenScorer, docs: list[EncodedDoc]) -> list[list[floa
     position_ids = torch.zeros((n, width), dtype=torch.long)
     allowed = torch.zeros((n, width, width), dtype=torch.bool)
     eye = torch.eye(width, dtype=torch.bool)
+    tril = torch.ones((width, width), dtype=torch.bool).tril_()  # tril[:k, :k] is the causal mask of k tokens
     rows: list[int] = []
     cols: list[int] = []
     targets: list[int] = []
@@ -198,14 +199,12 @@ def _score_packed(scorer: TokenScorer, docs: list[EncodedDoc]) -> list[list[floa
         length, c = len(ids), len(doc.context)
         input_ids[b, :length] = torch.tensor(ids)
         position_ids[b, :length] = torch.tensor(pos)
-        allowed[b, :c, :c] = torch.tril(torch.ones((c, c), dtype=torch.bool))
+        allowed[b, :c, :c] = tril[:c, :c]
         allowed[b, length:] = eye[length:]  # padding rows see themselves only (no empty softmax)
         for cont, (start, size) in zip(doc.continuations, blocks, strict=True):
             if size:
                 allowed[b, start : start + size, :c] = True
-                allowed[b, start : start + size, start : start + size] = torch.tril(
-                    torch.ones((size, size), dtype=torch.bool)
-                )
+                allowed[b, start : start + size, start : start + size] = tril[:size, :size]
             rows.extend([b] * len(cont))
             cols.extend([c - 1, *range(start, start + size)])
             targets.extend(cont)
@@ -254,13 +253,17 @@ def _score_plain(
             targets.extend(cont)
             owner.extend([b] * len(cont))
         token_lp = scorer.score(input_ids, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets))
-        sums = torch.zeros(len(chunk), dtype=torch.float64).index_add_(0, torch.tensor(owner), token_lp.double())
+        sums = torch.zeros(len(chunk), dtype=torch.float64).index_add_(
+            0, torch.tensor(owner), token_lp.double()
+        )
         for b, i in enumerate(chunk):
             out[i] = float(sums[b])
     return out
 
 
-def _plain_docs(scorer: TokenScorer, docs: list[EncodedDoc], max_length: int, batch_size: int) -> list[list[float]]:
+def _plain_docs(
+    scorer: TokenScorer, docs: list[EncodedDoc], max_length: int, batch_size: int
+) -> list[list[float]]:
     requests = [(d.context_of(j), c) for d in docs for j, c in enumerate(d.continuations)]
     flat = _score_plain(scorer, requests, max_length, batch_size)
     out: list[list[float]] = []
@@ -308,7 +311,9 @@ def score_documents(
     if not packed:
         can_pack = []
     rest = sorted(set(range(len(docs))) - set(can_pack))
-    order = sorted(can_pack, key=lambda i: -(len(docs[i].context) + sum(len(c) for c in docs[i].continuations)))
+    order = sorted(
+        can_pack, key=lambda i: -(len(docs[i].context) + sum(len(c) for c in docs[i].continuations))
+    )
     n_batches = math.ceil(len(order) / batch_size) + math.ceil(len(rest) / batch_size)
     with tqdm(total=n_batches, desc=desc, unit="batch", leave=False) as bar:
         for start in range(0, len(order), batch_size):
@@ -339,7 +344,11 @@ def _doc_record(index: int, lls: list[float], choices: list[str], gold: int) -> 
     arr = np.asarray(lls, dtype=np.float64)
     chars = np.array([float(len(c)) for c in choices])
     nbytes = np.array([float(len(c.encode("utf-8"))) for c in choices])
-    pred, pred_norm, pred_bytes = int(np.argmax(arr)), int(np.argmax(arr / chars)), int(np.argmax(arr / nbytes))
+    pred, pred_norm, pred_bytes = (
+        int(np.argmax(arr)),
+        int(np.argmax(arr / chars)),
+        int(np.argmax(arr / nbytes)),
+    )
     return {
         "doc_index": index,
         "acc": float(pred == gold),

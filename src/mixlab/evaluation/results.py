@@ -94,5 +94,6 @@ def read_json_metrics(path: str | Path) -> dict[str, dict[str, float]]:
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ValueError(f"{p}: expected {{name: {{metric: value}}}}")
     return {
-        name: {k: (math.nan if v is None else float(v)) for k, v in values.items()} for name, values in data.items()
+        name: {k: (math.nan if v is None else float(v)) for k, v in values.items()}
+        for name, values in data.items()
     }

@@ -111,7 +111,9 @@ class Task:
         else:
             text = self._render(self.doc_to_text, d)
         if not isinstance(text, str):
-            raise TypeError(f"context is {type(text).__name__}, not a string (multiple-input tasks are unsupported)")
+            raise TypeError(
+                f"context is {type(text).__name__}, not a string (multiple-input tasks are unsupported)"
+            )
         if self.description:
             desc = d[self.description] if self.description in d else self._render(self.description, d)
             text = str(desc) + text
@@ -214,7 +216,9 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except UnicodeDecodeError as exc:
                 raise TaskFormatError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from exc
             except json.JSONDecodeError as exc:
-                raise TaskFormatError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
+                raise TaskFormatError(
+                    f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
+                ) from exc
             if not isinstance(obj, dict):
                 raise TaskFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
             yield lineno, obj
@@ -229,7 +233,7 @@ def _read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
         try:
             rows = pq.read_table(path).to_pylist()
-        except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
+        except Exception as exc:
             raise TaskFormatError(f"{path}: cannot read Parquet: {exc}") from exc
         return rows, [f"{path}: row {i + 1}" for i in range(len(rows))]
     docs: list[dict[str, Any]] = []
@@ -295,7 +299,7 @@ def _load_yaml_config(path: Path, depth: int = 0) -> dict[str, Any]:
         raise FileNotFoundError(f"task YAML not found: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        loaded = yaml.load(text, Loader=_TaskYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        loaded = yaml.load(text, Loader=_TaskYamlLoader)
     except _FunctionTagError as exc:
         raise TaskFormatError(
             f"{path}:{exc.line}: '!function' (Python code) is not supported; use Jinja templates or a field name"
@@ -333,7 +337,9 @@ def _resolve_data_file(value: str, yaml_path: Path) -> Path:
 def _split_files(data_files: Any, split: str, yaml_path: Path) -> list[Path]:
     if isinstance(data_files, Mapping):
         if split not in data_files:
-            raise TaskFormatError(f"{yaml_path}: data_files has no split {split!r} (has {sorted(data_files)})")
+            raise TaskFormatError(
+                f"{yaml_path}: data_files has no split {split!r} (has {sorted(data_files)})"
+            )
         data_files = data_files[split]
     files = [data_files] if isinstance(data_files, str) else list(data_files)
     return [_resolve_data_file(str(f), yaml_path) for f in files]
@@ -343,14 +349,18 @@ def _load_yaml_task(name: str, path: Path) -> Task:
     cfg = _load_yaml_config(path)
     for key in cfg:
         if key not in _USED_KEYS and key not in _IGNORED_KEYS:
-            raise TaskFormatError(f"{path}:{_line_of_key(path, key)}: unsupported lm-eval task setting {key!r}")
+            raise TaskFormatError(
+                f"{path}:{_line_of_key(path, key)}: unsupported lm-eval task setting {key!r}"
+            )
     if cfg.get("output_type", "multiple_choice") != "multiple_choice":
         raise TaskFormatError(
             f"{path}:{_line_of_key(path, 'output_type')}: output_type {cfg['output_type']!r} is not supported "
             "(only multiple_choice)"
         )
     if int(cfg.get("num_fewshot") or 0) != 0:
-        raise TaskFormatError(f"{path}:{_line_of_key(path, 'num_fewshot')}: only zero-shot tasks are supported")
+        raise TaskFormatError(
+            f"{path}:{_line_of_key(path, 'num_fewshot')}: only zero-shot tasks are supported"
+        )
     for key in ("dataset_path", "doc_to_text", "doc_to_choice", "doc_to_target"):
         if key not in cfg:
             raise TaskFormatError(f"{path}: missing lm-eval task setting {key!r}")
@@ -392,7 +402,9 @@ def _load_yaml_task(name: str, path: Path) -> Task:
 
 
 # ---------------------------------------------------------------------------------- Hugging Face hub
-def _load_hf_docs(dataset: str, config: str | None, split: str, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+def _load_hf_docs(
+    dataset: str, config: str | None, split: str, kwargs: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Rows of a Hugging Face dataset split (needs the hub or a local datasets cache)."""
     try:
         import datasets
@@ -400,8 +412,10 @@ def _load_hf_docs(dataset: str, config: str | None, split: str, kwargs: dict[str
         raise TaskFormatError(f"loading {dataset!r} needs the 'datasets' package") from exc
     try:
         ds = datasets.load_dataset(dataset, config, split=split, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown id, ...: one clear message
-        raise TaskFormatError(f"cannot load Hugging Face dataset {dataset!r} (split {split!r}): {exc}") from exc
+    except Exception as exc:
+        raise TaskFormatError(
+            f"cannot load Hugging Face dataset {dataset!r} (split {split!r}): {exc}"
+        ) from exc
     return [dict(row) for row in ds]
 
 
@@ -430,7 +444,9 @@ def load_task(name: str, spec: str | Path) -> Task:
         return task
     spec_str = str(spec)
     if "/" not in spec_str.removeprefix("hf://"):
-        raise FileNotFoundError(f"task {name!r}: {spec_str!r} is neither an existing file nor a dataset id owner/name")
+        raise FileNotFoundError(
+            f"task {name!r}: {spec_str!r} is neither an existing file nor a dataset id owner/name"
+        )
     dataset, config, split = _parse_hf_id(spec_str)
     docs = _load_hf_docs(dataset, config, split, {})
     task = Task(name=name, docs=docs, source=spec_str)

@@ -194,10 +194,14 @@ def _batches(n_blocks: int, batch_size: int, seed: int) -> Iterator[torch.Tensor
 
 
 def causal_lm_loss(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy (nats/token) of ``input_ids`` (every position predicts the next)."""
+    """Mean next-token cross-entropy (nats/token) of ``input_ids`` (every position predicts the next).
+
+    The targets are shifted instead of the logits (the last position gets ``ignore_index``), so the
+    (tokens x vocabulary) logits are never copied.
+    """
     logits = model(input_ids=input_ids, use_cache=False).logits
-    logits = logits[:, :-1, :]
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), input_ids[:, 1:].reshape(-1))
+    targets = F.pad(input_ids[:, 1:], (0, 1), value=-100)
+    return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
 
 
 def _write_log(out_dir: Path, payload: dict[str, Any]) -> None:

@@ -329,6 +329,9 @@ def compute_signals(texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | n
 
     # -- words ---------------------------------------------------------------------------------------
     words, wparent = _explode(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(arr)))
+    nonempty = pc.utf8_length(words).to_numpy(zero_copy_only=False) > 0  # "" splits into [""]
+    if not nonempty.all():
+        words, wparent = words.filter(pa.array(nonempty)), wparent[nonempty]
     n_words = _seg_sum(wparent, n)
     cols["q_n_words"] = n_words
     lower = pc.utf8_lower(arr)

@@ -1,0 +1,89 @@
+"""Cross-validation of mixture regressors and model selection on the training runs only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.stats import pearsonr, spearmanr
+from sklearn.model_selection import KFold
+from tqdm.auto import tqdm
+
+from mixlab.regression.models import AUTO_CANDIDATES, make_regressor
+
+
+def cv_predictions(
+    model_name: str, X: ArrayLike, y: ArrayLike, folds: int = 5, seed: int = 0, **params: object
+) -> NDArray[np.float64]:
+    """Out-of-fold predictions of ``model_name`` under shuffled K-fold (each run predicted once, unseen)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < folds:
+        raise ValueError(f"{len(y)} runs are too few for {folds}-fold cross-validation")
+    oof = np.empty_like(y)
+    for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+        model = make_regressor(model_name, random_state=seed, **params)
+        model.fit(X[train], y[train])
+        oof[test] = model.predict(X[test])
+    return oof
+
+
+def score_predictions(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+    """Spearman and Pearson correlation, MAE and RMSE of predictions against measurements."""
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    constant = np.ptp(p) == 0 or np.ptp(t) == 0
+    return {
+        "spearman": float("nan") if constant else float(spearmanr(t, p)[0]),
+        "pearson": float("nan") if constant else float(pearsonr(t, p)[0]),
+        "mae": float(np.mean(np.abs(t - p))),
+        "rmse": float(np.sqrt(np.mean((t - p) ** 2))),
+    }
+
+
+def cross_validate(
+    model_name: str, X: ArrayLike, y: ArrayLike, folds: int = 5, seed: int = 0
+) -> dict[str, float]:
+    """K-fold CV of one model: ``{"spearman", "pearson", "mae", "rmse"}`` over the out-of-fold predictions."""
+    return score_predictions(y, cv_predictions(model_name, X, y, folds=folds, seed=seed))
+
+
+def _rank_key(row: pd.Series, metric: str) -> float:
+    value = float(row[metric])
+    if np.isnan(value):
+        return np.inf
+    return value if metric in ("mae", "rmse") else -value
+
+
+def select_model(
+    X: ArrayLike,
+    y: ArrayLike,
+    candidates: Sequence[str] = AUTO_CANDIDATES,
+    folds: int = 5,
+    seed: int = 0,
+    metric: str = "spearman",
+    return_oof: bool = False,
+) -> tuple[str, pd.DataFrame] | tuple[str, pd.DataFrame, dict[str, NDArray[np.float64]]]:
+    """Cross-validate each candidate on (X, y) and return the best name and the CV table (one row per model).
+
+    Selection uses only the runs given (the training swarm). Ties in ``metric`` are broken by lower MAE.
+    With ``return_oof`` the out-of-fold predictions of each candidate are returned as a third item.
+    """
+    if metric not in ("spearman", "pearson", "mae", "rmse"):
+        raise ValueError(f"unknown selection metric {metric!r}")
+    if not candidates:
+        raise ValueError("no candidate models to select from")
+    rows, oofs = [], {}
+    for name in tqdm(list(candidates), desc="cross-validating models", leave=False, disable=len(candidates) < 3):
+        oof = cv_predictions(name, X, y, folds=folds, seed=seed)
+        oofs[name] = oof
+        rows.append({"model": name, **score_predictions(y, oof)})
+    table = pd.DataFrame(rows).set_index("model")
+    order = sorted(table.index, key=lambda n: (_rank_key(table.loc[n], metric), float(table.loc[n, "mae"])))
+    best = order[0]
+    table["chosen"] = table.index == best
+    if return_oof:
+        return best, table, oofs
+    return best, table
