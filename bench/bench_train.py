@@ -8,8 +8,9 @@ time (data preparation + training + saving the adapter and the merged model), an
 (mean of the last 5 steps; the two runs see the blocks in different orders, so they agree within noise,
 not exactly).
 
-    .venv/bin/python bench/bench_train.py                # defaults: tiny-1m base, GPT-2 vocab, 30 steps
-    .venv/bin/python bench/bench_train.py --steps 60 --block-size 512 --batch-size 8 --repeats 2
+    .venv/bin/python bench/bench_train.py      # defaults: tiny-1m base, 4096-id BPE, 20 steps of 4 x 128
+    .venv/bin/python bench/bench_train.py --tokenizer ../shared/data/tokenizers/gpt2/tokenizer.json \\
+        --block-size 512 --batch-size 8 --steps 40 --repeats 2
 """
 
 from __future__ import annotations
@@ -40,6 +41,23 @@ def load_texts(per_source: int, max_chars: int) -> list[str]:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             texts.extend(json.loads(line)["text"][:max_chars] for _, line in zip(range(per_source), fh))
     return texts
+
+
+def train_bpe(texts: list[str], vocab: int, out: Path) -> str:
+    """A byte-level BPE tokenizer trained on ``texts`` (no hub access here), saved as a transformers folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    special = ["<s>", "</s>", "<pad>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts, trainer)
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>").save_pretrained(out)
+    return str(out)
 
 
 def run_mixlab(args: argparse.Namespace, texts: list[str], base_dir: Path, tok_spec: str, out: Path) -> dict:
@@ -158,13 +176,18 @@ def run_hf_trainer(args: argparse.Namespace, texts: list[str], base_dir: Path, t
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny-1m", help="size preset of the locally built base model")
-    p.add_argument("--tokenizer", default=str(DATA / "tokenizers" / "gpt2" / "tokenizer.json"))
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument(
+        "--tokenizer",
+        default="train",
+        help="tokenizer spec, or `train` for a byte-level BPE of --vocab ids trained on the bench texts",
+    )
+    p.add_argument("--vocab", type=int, default=4096, help="vocabulary of the trained BPE tokenizer")
+    p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--block-size", type=int, default=256)
+    p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3, help="higher than the recipe's 1e-5 so the loss moves in N steps")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--per-source", type=int, default=60, help="documents per corpus source")
+    p.add_argument("--per-source", type=int, default=40, help="documents per corpus source")
     p.add_argument("--max-chars", type=int, default=4000)
     p.add_argument("--repeats", type=int, default=1, help="alternate runs; the best time of each is reported")
     p.add_argument("--seed", type=int, default=0)
@@ -177,6 +200,8 @@ def main() -> int:
     texts = load_texts(args.per_source, args.max_chars)
     with tempfile.TemporaryDirectory() as tmp_str:
         tmp = Path(tmp_str)
+        if args.tokenizer == "train":
+            args.tokenizer = train_bpe(texts, args.vocab, tmp / "tok")
         tok = load_tokenizer(args.tokenizer)
         from mixlab.proxies.packing import resolve_special_ids
 

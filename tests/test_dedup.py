@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from mixlab.cli import main
@@ -150,7 +151,7 @@ def test_dedup_rerun_skips_and_is_deterministic(small_pool: tuple[Pool, dict[str
 
 
 @needs_data
-def test_representative_policy_longest(tmp_path: Path, corpus: dict[str, dict]) -> None:
+def test_representative_policies(tmp_path: Path, corpus: dict[str, dict]) -> None:
     text = _real_texts(corpus, 1, ("wikitext2",), min_words=120)[0]
     longer = text + " And one more closing sentence."
     pool = _make_pool(tmp_path, [{"id": "a", "text": text}, {"id": "b", "text": longer}])
@@ -160,6 +161,15 @@ def test_representative_policy_longest(tmp_path: Path, corpus: dict[str, dict]) 
     dedup_pool(pool, DedupConfig(representative="longest"))
     df = pool.read_attr("dedup").set_index("id")
     assert df.loc["a", "dup_cluster"] == "b" and df.loc["b", "dup_keep"] and not df.loc["a", "dup_keep"]
+    # "quality" falls back to pool order without a quality attribute, then follows quality_score
+    assert dedup_pool(pool, DedupConfig())["representative_basis"] == "pool order"
+    assert pool.read_attr("dedup").set_index("id").loc["a", "dup_keep"]
+    pool.write_attr("quality", pool.shards[0], pa.table({"quality_score": [0.1, 0.9]}))
+    pool.write_attr_info("quality", {"stage": "test"})
+    summary = dedup_pool(pool, DedupConfig())
+    assert summary["skipped"] is False and summary["representative_basis"] == "quality_score"
+    df = pool.read_attr("dedup").set_index("id")
+    assert df.loc["a", "dup_cluster"] == "b" and df.loc["b", "dup_keep"]
 
 
 @needs_data
