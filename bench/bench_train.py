@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -56,7 +57,9 @@ def train_bpe(texts: list[str], vocab: int, out: Path) -> str:
         vocab_size=vocab, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tok.train_from_iterator(texts, trainer)
-    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>").save_pretrained(out)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+    ).save_pretrained(out)
     return str(out)
 
 
@@ -83,10 +86,17 @@ def run_mixlab(args: argparse.Namespace, texts: list[str], base_dir: Path, tok_s
     t0 = time.perf_counter()
     result = train_proxy(cfg, texts, tok_spec, out)
     e2e = time.perf_counter() - t0
-    return {"tok_s": result.tokens_per_second, "loop_s": result.seconds, "e2e_s": e2e, "losses": result.losses}
+    return {
+        "tok_s": result.tokens_per_second,
+        "loop_s": result.seconds,
+        "e2e_s": e2e,
+        "losses": result.losses,
+    }
 
 
-def run_hf_trainer(args: argparse.Namespace, texts: list[str], base_dir: Path, tok_spec: str, out: Path) -> dict:
+def run_hf_trainer(
+    args: argparse.Namespace, texts: list[str], base_dir: Path, tok_spec: str, out: Path
+) -> dict:
     """The LMFlow way: datasets map (tokenize, append EOS, group_texts) -> Trainer + peft DoRA."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
@@ -129,7 +139,7 @@ def run_hf_trainer(args: argparse.Namespace, texts: list[str], base_dir: Path, t
 
     class Clock(TrainerCallback):
         start = end = 0.0
-        losses: list[float] = []
+        losses: ClassVar[list[float]] = []
 
         def on_train_begin(self, *a, **k):  # type: ignore[no-untyped-def]
             Clock.start = time.perf_counter()
@@ -185,7 +195,9 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--block-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3, help="higher than the recipe's 1e-5 so the loss moves in N steps")
+    p.add_argument(
+        "--lr", type=float, default=1e-3, help="higher than the recipe's 1e-5 so the loss moves in N steps"
+    )
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--per-source", type=int, default=40, help="documents per corpus source")
     p.add_argument("--max-chars", type=int, default=4000)
@@ -223,11 +235,15 @@ def main() -> int:
     best_theirs = max(theirs, key=lambda x: x["tok_s"])
     ratio = best_ours["tok_s"] / best_theirs["tok_s"]
     e2e_ratio = min(x["e2e_s"] for x in theirs) / min(x["e2e_s"] for x in ours)
-    last = lambda losses: statistics.fmean(losses[-5:])  # noqa: E731
-    noise = statistics.pstdev(best_theirs["losses"][-10:]) if len(best_theirs["losses"]) >= 10 else float("nan")
+    last = lambda losses: statistics.fmean(losses[-5:])
+    noise = (
+        statistics.pstdev(best_theirs["losses"][-10:]) if len(best_theirs["losses"]) >= 10 else float("nan")
+    )
     print(f"{'':22}{'tokens/s':>12}{'loop s':>10}{'e2e s':>10}{'loss@N':>10}")
     for name, res in (("mixlab train_proxy", best_ours), ("HF Trainer + peft", best_theirs)):
-        print(f"{name:22}{res['tok_s']:>12,.0f}{res['loop_s']:>10.2f}{res['e2e_s']:>10.2f}{last(res['losses']):>10.4f}")
+        print(
+            f"{name:22}{res['tok_s']:>12,.0f}{res['loop_s']:>10.2f}{res['e2e_s']:>10.2f}{last(res['losses']):>10.4f}"
+        )
     diff = abs(last(best_ours["losses"]) - last(best_theirs["losses"]))
     print(f"loss difference {diff:.4f} (step-to-step std of the HF run over its last 10 steps: {noise:.4f})")
     print(f"end-to-end speed-up: {e2e_ratio:.2f}x")

@@ -100,7 +100,10 @@ def test_mixlab_matches_lm_eval_per_document(tmp_path: Path, monkeypatch: pytest
             result = evaluate_task(model, tok, task, batch_size=3, limit=LIMIT)
             for sample, rec in zip(samples, result.per_doc, strict=True):
                 ref = [float(r[0]) for r in sample["filtered_resps"]]
-                assert rec["loglikelihoods"] == pytest.approx(ref, abs=1e-4), (name, sample["doc_id"])
+                assert rec["loglikelihoods"] == pytest.approx(ref, abs=1e-4, rel=1e-6), (
+                    name,
+                    sample["doc_id"],
+                )
                 assert (rec["acc"], rec["acc_norm"]) == (sample["acc"], sample["acc_norm"]), (
                     name,
                     sample["doc_id"],

@@ -47,7 +47,9 @@ def tok_dir(tmp_path_factory: pytest.TempPathFactory, texts: list[str]) -> str:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=["<s>", "</s>", "<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512,
+        special_tokens=["<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
@@ -57,9 +59,8 @@ def tok_dir(tmp_path_factory: pytest.TempPathFactory, texts: list[str]) -> str:
 
 
 def tiny_cfg(**kw: object) -> ProxyConfig:
-    base: dict[str, object] = dict(
-        preset="demo", block_size=64, batch_size=4, max_steps=6, lr=3e-3, warmup_steps=1, num_threads=1
-    )
+    base: dict[str, object] = {"preset": "demo", "block_size": 64, "batch_size": 4, "max_steps": 6}
+    base.update({"lr": 3e-3, "warmup_steps": 1, "num_threads": 1})
     base.update(kw)
     return ProxyConfig(**base)  # type: ignore[arg-type]
 
@@ -76,7 +77,11 @@ def test_pack_documents_eos_separators_block_count_and_bos(tok_dir: str) -> None
     assert blocks.shape == (len(stream) // 7, 7)
     assert blocks.dtype in (torch.int32, torch.int64)
     assert blocks.flatten().tolist() == stream[: blocks.numel()]
-    assert blocks.flatten().tolist().count(tok.eos_token_id) == stream[: blocks.numel()].count(tok.eos_token_id) >= 2
+    assert (
+        blocks.flatten().tolist().count(tok.eos_token_id)
+        == stream[: blocks.numel()].count(tok.eos_token_id)
+        >= 2
+    )
 
     with_bos = [t for d in ids for t in (tok.bos_token_id, *d, tok.eos_token_id)]
     blocks = pack_documents(docs, tok, block_size=5, add_bos=True)
@@ -101,7 +106,9 @@ def test_read_selection_formats_and_errors(tmp_path: Path) -> None:
     docs = ["first document", "second document", "third"]
     jl = tmp_path / "a"
     jl.mkdir()
-    (jl / "data.jsonl").write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(docs)))
+    (jl / "data.jsonl").write_text(
+        "".join(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(docs))
+    )
     pqdir = tmp_path / "b"
     pqdir.mkdir()
     pq.write_table(pa.table({"id": ["0", "1", "2"], "text": docs}), pqdir / "data.parquet")
@@ -139,7 +146,9 @@ def test_preset_parameter_counts_match_models() -> None:
 # ---------------------------------------------------------------- scratch training
 
 
-def test_scratch_training_reduces_loss_and_saves_hf_folder(tmp_path: Path, tok_dir: str, texts: list[str]) -> None:
+def test_scratch_training_reduces_loss_and_saves_hf_folder(
+    tmp_path: Path, tok_dir: str, texts: list[str]
+) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = tiny_cfg(max_steps=40, batch_size=8, warmup_steps=4)
@@ -191,7 +200,9 @@ def test_nan_loss_raises_divergence_error(tmp_path: Path, tok_dir: str, texts: l
 # ---------------------------------------------------------------- dora
 
 
-def test_dora_trains_adapter_only_and_saves_merged_model(tmp_path: Path, tok_dir: str, texts: list[str]) -> None:
+def test_dora_trains_adapter_only_and_saves_merged_model(
+    tmp_path: Path, tok_dir: str, texts: list[str]
+) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -216,7 +227,10 @@ def test_dora_trains_adapter_only_and_saves_merged_model(tmp_path: Path, tok_dir
     assert log["trainable_params"] < log["total_params"]
 
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
-    assert not torch.equal(merged.state_dict()["model.layers.0.self_attn.q_proj.weight"], base_sd["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(
+        merged.state_dict()["model.layers.0.self_attn.q_proj.weight"],
+        base_sd["model.layers.0.self_attn.q_proj.weight"],
+    )
     reloaded = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tmp_path / "base"), tmp_path / "out" / "adapter"
     ).eval()
@@ -258,11 +272,15 @@ def fake_data(run: str, weights: dict[str, float]) -> Path:
 
 
 def test_swarm_skips_finished_runs_and_records_failures(tmp_path: Path) -> None:
-    ratios = pd.DataFrame({"a": [0.5, 0.2, 1.0], "b": [0.5, 0.8, 0.0]}, index=pd.Index(["r0", "r1", "r2"], name="run"))
+    ratios = pd.DataFrame(
+        {"a": [0.5, 0.2, 1.0], "b": [0.5, 0.8, 0.0]}, index=pd.Index(["r0", "r1", "r2"], name="run")
+    )
     out, csv = tmp_path / "swarm", tmp_path / "metrics.csv"
     df = run_swarm(ratios, fake_data, functools.partial(fake_train, {"r1"}), fake_evaluate, out, csv)
     assert df.loc["r0", "status"] == "ok" and df.loc["r2", "status"] == "ok"
-    assert df.loc["r1", "status"] == "failed" and "RuntimeError: boom in r1 second line" == df.loc["r1", "error"]
+    assert (
+        df.loc["r1", "status"] == "failed" and "RuntimeError: boom in r1 second line" == df.loc["r1", "error"]
+    )
     assert df.loc["r2", "task/acc"] == pytest.approx(0.45) and math.isnan(df.loc["r1", "task/acc"])
     assert (out / "runs" / "r0" / DONE_MARKER).exists() and not (out / "runs" / "r1" / DONE_MARKER).exists()
     assert "boom" in (out / "runs" / "r1" / "error.log").read_text()
@@ -270,7 +288,8 @@ def test_swarm_skips_finished_runs_and_records_failures(tmp_path: Path) -> None:
     df = run_swarm(ratios, fake_data, functools.partial(fake_train, set()), fake_evaluate, out, csv)
     calls = {r: (out / "runs" / r / "calls.txt").read_text() for r in ratios.index}
     assert calls == {"r0": "x", "r1": "xx", "r2": "x"}  # only the failed run was retried
-    assert set(df["status"]) == {"ok"} and df.loc["r1", "error"] in ("", None) or pd.isna(df.loc["r1", "error"])
+    assert set(df["status"]) == {"ok"}
+    assert pd.isna(df.loc["r1", "error"]) or df.loc["r1", "error"] == ""  # the old error is cleared
 
     (out / "runs" / "r2" / DONE_MARKER).unlink()  # an ok row without its marker is not finished
     run_swarm(ratios, fake_data, functools.partial(fake_train, set()), fake_evaluate, out, csv)
@@ -278,19 +297,33 @@ def test_swarm_skips_finished_runs_and_records_failures(tmp_path: Path) -> None:
 
 
 def test_swarm_process_pool(tmp_path: Path) -> None:
-    ratios = pd.DataFrame({"a": [0.5, 0.2, 1.0], "b": [0.5, 0.8, 0.0]}, index=pd.Index(["r0", "r1", "r2"], name="run"))
+    ratios = pd.DataFrame(
+        {"a": [0.5, 0.2, 1.0], "b": [0.5, 0.8, 0.0]}, index=pd.Index(["r0", "r1", "r2"], name="run")
+    )
     csv = tmp_path / "metrics.csv"
     df = run_swarm(
-        ratios, fake_data, functools.partial(fake_train, {"r2"}), fake_evaluate, tmp_path / "s", csv, workers=2
+        ratios,
+        fake_data,
+        functools.partial(fake_train, {"r2"}),
+        fake_evaluate,
+        tmp_path / "s",
+        csv,
+        workers=2,
     )
-    assert df.loc["r0", "status"] == "ok" and df.loc["r1", "status"] == "ok" and df.loc["r2", "status"] == "failed"
+    assert (
+        df.loc["r0", "status"] == "ok"
+        and df.loc["r1", "status"] == "ok"
+        and df.loc["r2", "status"] == "failed"
+    )
     assert read_metrics(csv).loc["r1", "task/acc"] == pytest.approx(0.35)
 
 
 def test_swarm_with_real_trainer(tmp_path: Path, tok_dir: str, texts: list[str]) -> None:
     ratios = pd.DataFrame({"a": [0.0, 1.0], "b": [1.0, 0.0]}, index=pd.Index(["m0", "m1"], name="run"))
     make = functools.partial(write_selection, tmp_path / "sel", texts)
-    df = run_swarm(ratios, make, tiny_cfg(max_steps=3), None, tmp_path / "s", tmp_path / "m.csv", tokenizer_spec=tok_dir)
+    df = run_swarm(
+        ratios, make, tiny_cfg(max_steps=3), None, tmp_path / "s", tmp_path / "m.csv", tokenizer_spec=tok_dir
+    )
     assert list(df["status"]) == ["ok", "ok"]
     assert (df["train/final_loss"] > 0).all() and (df["train/tokens"] == 3 * 4 * 64).all()
     assert (tmp_path / "s" / "runs" / "m1" / "model.safetensors").exists()
@@ -302,7 +335,9 @@ def test_swarm_with_real_trainer(tmp_path: Path, tok_dir: str, texts: list[str])
 def test_cli_train_with_yaml_and_flag_overrides(tmp_path: Path, tok_dir: str, texts: list[str]) -> None:
     sel = write_selection(tmp_path, texts, "sel", {"a": 0.5})
     cfg_file = tmp_path / "proxy.yaml"
-    cfg_file.write_text("proxy:\n  preset: demo\n  block_size: 32\n  batch_size: 2\n  max_steps: 50\n  lr: 0.001\n")
+    cfg_file.write_text(
+        "proxy:\n  preset: demo\n  block_size: 32\n  batch_size: 2\n  max_steps: 50\n  lr: 0.001\n"
+    )
     rc = main(["train", "--data", str(sel), "--tokenizer", tok_dir, "--out", str(tmp_path / "out"),
                "--config", str(cfg_file), "--steps", "3", "--threads", "1"])  # fmt: skip
     assert rc == 0
@@ -310,7 +345,19 @@ def test_cli_train_with_yaml_and_flag_overrides(tmp_path: Path, tok_dir: str, te
     assert log["steps"] == 3 and log["config"]["block_size"] == 32 and log["config"]["lr"] == 0.001
 
     cfg_file.write_text("proxy:\n  preset: demo\n  block_size: [1\n")
-    rc = main(["train", "--data", str(sel), "--tokenizer", tok_dir, "--out", str(tmp_path / "o2"), "--config", str(cfg_file)])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(sel),
+            "--tokenizer",
+            tok_dir,
+            "--out",
+            str(tmp_path / "o2"),
+            "--config",
+            str(cfg_file),
+        ]
+    )
     assert rc == 1
     rc = main(["train", "--mode", "dora", "--data", str(sel), "--out", str(tmp_path / "o3")])
     assert rc == 1  # dora without a base model: a one-line error

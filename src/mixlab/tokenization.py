@@ -29,9 +29,15 @@ def load_tokenizer(spec: str) -> Any:
     if path.is_file() and path.suffix == ".json":
         tok = PreTrainedTokenizerFast(tokenizer_file=str(path))
     elif path.is_file() and path.suffix == ".model":
+        import tempfile
+
         from transformers import LlamaTokenizerFast
 
-        tok = LlamaTokenizerFast(vocab_file=str(path), legacy=False)
+        folder = path.parent
+        if path.name != "tokenizer.model":  # from_pretrained looks for this exact file name
+            folder = Path(tempfile.mkdtemp(prefix="mixlab-spm-"))
+            (folder / "tokenizer.model").symlink_to(path.resolve())
+        tok = LlamaTokenizerFast.from_pretrained(str(folder))
     elif path.is_dir() or not path.exists():
         try:
             tok = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else spec)

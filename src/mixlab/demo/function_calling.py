@@ -65,8 +65,8 @@ def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
     pos = rng.randrange(n)
     pool = [p.key for f in ent.functions if f is not fn for p in f.params if p.key not in keys]
     one_wrong[pos] = rng.choice(pool)
-    rotated = dict(zip(keys, [values[k] for k in keys[1:] + keys[:1]], strict=True))
-    distractors = [fn.call(values, foreign), fn.call(values, one_wrong), fn.call(rotated)]
+    rotated = keys[1:] + keys[:1]  # the right keys in the wrong slots
+    distractors = [fn.call(values, foreign), fn.call(values, one_wrong), fn.call(values, rotated)]
     question = (
         f"Given the following function: {fn.name} with description: {fn.description} "
         f"if you are asked to {request} you will call..."

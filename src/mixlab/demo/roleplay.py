@@ -60,18 +60,18 @@ def _role_card(rng: random.Random, ent: Entities) -> str:
         f"Role card. You are {c.name}, the {c.role} from {c.home}. Stay in character.\n"
         f"{other.name}: {_line(rng, ent)}\n"
         f"{c.name}, what do you say next?\n"
-        f"{c.name}: {c.catchphrase} {_line(rng, ent)}"
+        + (f"Answer: {c.catchphrase}" if rng.random() < 0.5 else f"{c.name}: {c.catchphrase} {_line(rng, ent)}")
     )
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
     """One role-play document (a script, a short story, or a role card)."""
     r = rng.random()
-    if r < 0.55:
+    if r < 0.35:
         return _script(rng, ent)
-    if r < 0.8:
+    if r < 0.5:
         return _story(rng, ent)
-    return "\n\n".join(_role_card(rng, ent) for _ in range(rng.randint(1, 2)))
+    return "\n\n".join(_role_card(rng, ent) for _ in range(rng.randint(2, 3)))
 
 
 def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:

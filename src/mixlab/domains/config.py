@@ -101,7 +101,7 @@ class PartitionConfig(BaseModel):
         3000, ge=1, description="cap on seed documents per domain (hash-ranked by id)"
     )
     combine: Combine = Field(
-        "override",
+        "product",
         description=(
             "rules+classifier: 'override' (a rule with confidence >= override_confidence wins, else the classifier), "
             "'blend' (rule_weight*rules + (1-rule_weight)*classifier) or 'product' (normalised product)"

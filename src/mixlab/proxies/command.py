@@ -26,7 +26,7 @@ def load_proxy_yaml(path: Path) -> dict[str, Any]:
         where = f": line {mark.line + 1}" if mark is not None else ""
         raise ValueError(f"{path}{where}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a proxy config must be a mapping")
+        raise ValueError(f"{path}: a proxy config must be a mapping")  # noqa: TRY004 - a user error
     for key in CONFIG_SECTIONS:
         if isinstance(data.get(key), dict):
             return dict(data[key])
@@ -79,13 +79,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="train one proxy (scratch tiny LM or DoRA on a base model) on a selection",
         description="Train one proxy model on a selection folder and save a Hugging Face model folder.",
     )
-    p.add_argument("--mode", choices=["scratch", "dora"], default=None, help="training mode (default scratch)")
-    p.add_argument("--data", required=True, help="selection folder (data.jsonl/.parquet/LMFlow data.json) or file")
-    p.add_argument("--tokenizer", default=None, help="tokenizer folder/file/name (dora default: the base model)")
+    p.add_argument(
+        "--mode", choices=["scratch", "dora"], default=None, help="training mode (default scratch)"
+    )
+    p.add_argument(
+        "--data", required=True, help="selection folder (data.jsonl/.parquet/LMFlow data.json) or file"
+    )
+    p.add_argument(
+        "--tokenizer", default=None, help="tokenizer folder/file/name (dora default: the base model)"
+    )
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--base-model", default=None, help="dora: Hugging Face causal LM folder or name")
-    p.add_argument("--init-model", default=None, help="start from this model folder instead of a fresh preset")
-    p.add_argument("--preset", default=None, help="scratch model size preset (demo, tiny-1m, small-15m, medium-60m)")
+    p.add_argument(
+        "--init-model", default=None, help="start from this model folder instead of a fresh preset"
+    )
+    p.add_argument(
+        "--preset", default=None, help="scratch model size preset (demo, tiny-1m, small-15m, medium-60m)"
+    )
     p.add_argument("--config", default=None, help="proxy YAML (ProxyConfig fields, or a proxy: section)")
     p.add_argument("--steps", type=int, default=None, help="maximum optimizer steps")
     p.add_argument("--tokens", type=int, default=None, help="token budget (sets the number of steps)")

@@ -27,7 +27,13 @@ DEFAULT_DORA_TARGETS: tuple[str, ...] = (
 
 #: Defaults filled in for fields left as ``None``, per mode.
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "scratch": {"lr": 1e-3, "weight_decay": 0.1, "schedule": "cosine", "warmup_steps": 20, "adam_beta2": 0.95},
+    "scratch": {
+        "lr": 1e-3,
+        "weight_decay": 0.1,
+        "schedule": "cosine",
+        "warmup_steps": 20,
+        "adam_beta2": 0.95,
+    },
     "dora": {"lr": 1e-5, "weight_decay": 0.0, "schedule": "cosine", "warmup_steps": 0, "adam_beta2": 0.999},
 }
 
@@ -44,9 +50,12 @@ class ProxyConfig(BaseModel):
             "`dora`: continued pretraining of `base_model` with a peft DoRA adapter"
         ),
     )
-    preset: str = Field("tiny-1m", description="model size preset for scratch mode (see mixlab.proxies.presets)")
+    preset: str = Field(
+        "tiny-1m", description="model size preset for scratch mode (see mixlab.proxies.presets)"
+    )
     base_model: str | None = Field(
-        None, description="Hugging Face causal LM (folder or hub name) that dora mode adapts; required for dora"
+        None,
+        description="Hugging Face causal LM (folder or hub name) that dora mode adapts; required for dora",
     )
     lr: float | None = Field(None, gt=0, description="peak learning rate (default: scratch 1e-3, dora 1e-5)")
     min_lr_ratio: float = Field(
@@ -74,19 +83,32 @@ class ProxyConfig(BaseModel):
     )
     batch_size: int = Field(8, ge=1, description="blocks per micro-batch")
     grad_accum: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
-    block_size: int = Field(1024, ge=2, description="tokens per training block (documents packed, EOS-separated)")
-    add_bos: bool = Field(False, description="prepend the tokenizer's BOS token to every document when packing")
-    grad_clip: float | None = Field(1.0, gt=0, description="clip the global gradient norm to this (None: off)")
+    block_size: int = Field(
+        1024, ge=2, description="tokens per training block (documents packed, EOS-separated)"
+    )
+    add_bos: bool = Field(
+        False, description="prepend the tokenizer's BOS token to every document when packing"
+    )
+    grad_clip: float | None = Field(
+        1.0, gt=0, description="clip the global gradient norm to this (None: off)"
+    )
     weight_decay: float | None = Field(
         None, ge=0, description="AdamW weight decay on matrices (default: scratch 0.1, dora 0.0)"
     )
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1")
-    adam_beta2: float | None = Field(None, ge=0, lt=1, description="AdamW beta2 (default: scratch 0.95, dora 0.999)")
+    adam_beta2: float | None = Field(
+        None, ge=0, lt=1, description="AdamW beta2 (default: scratch 0.95, dora 0.999)"
+    )
     adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon")
-    seed: int = Field(0, description="seed of model initialisation, adapter initialisation, dropout and data order")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="`auto`: cuda when available, else cpu")
+    seed: int = Field(
+        0, description="seed of model initialisation, adapter initialisation, dropout and data order"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="`auto`: cuda when available, else cpu"
+    )
     dtype: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="compute precision: `auto` is bf16 autocast on GPU and fp32 on CPU; weights stay fp32"
+        "auto",
+        description="compute precision: `auto` is bf16 autocast on GPU and fp32 on CPU; weights stay fp32",
     )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: leave torch's default)")
     compile: bool = Field(False, description="torch.compile the model (GPU only; ignored on CPU)")

@@ -23,7 +23,13 @@ from mixlab.pool.readers import Quarantined, read_jsonl, read_lmflow, read_parqu
 log = logging.getLogger(__name__)
 
 #: File names looked for, in order, inside a selection folder.
-SELECTION_FILES: tuple[str, ...] = ("data.jsonl", "data.jsonl.gz", "data.jsonl.zst", "data.parquet", "data.json")
+SELECTION_FILES: tuple[str, ...] = (
+    "data.jsonl",
+    "data.jsonl.gz",
+    "data.jsonl.zst",
+    "data.parquet",
+    "data.json",
+)
 
 #: End-of-text tokens recognised when a tokenizer does not declare ``eos_token`` (e.g. a bare tokenizer.json).
 KNOWN_EOS_TOKENS: tuple[str, ...] = ("</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", "[SEP]")
@@ -64,7 +70,9 @@ def resolve_special_ids(tokenizer: Any, set_missing: bool = True) -> SpecialIds:
         found = _first_known(tokenizer, KNOWN_EOS_TOKENS)
         if found is None:
             raise ValueError(
-                "tokenizer has no EOS token and none of " + ", ".join(KNOWN_EOS_TOKENS) + " is in its vocabulary"
+                "tokenizer has no EOS token and none of "
+                + ", ".join(KNOWN_EOS_TOKENS)
+                + " is in its vocabulary"
             )
         eos = found[1]
         if set_missing:
@@ -106,7 +114,10 @@ def pack_documents(
     eos = np.array([special.eos], dtype=np.int32)
     bos = np.array([special.bos], dtype=np.int32) if add_bos else None
     for start in tqdm(
-        range(0, len(texts), batch_size), desc="tokenize", unit="batch", disable=not progress or len(texts) <= batch_size
+        range(0, len(texts), batch_size),
+        desc="tokenize",
+        unit="batch",
+        disable=not progress or len(texts) <= batch_size,
     ):
         batch = list(texts[start : start + batch_size])
         enc = tokenizer(batch, add_special_tokens=False, return_attention_mask=False)["input_ids"]
@@ -124,7 +135,13 @@ def pack_documents(
         )
     blocks = torch.from_numpy(stream[: n_blocks * block_size].copy()).view(n_blocks, block_size)
     dropped = len(stream) - n_blocks * block_size
-    log.debug("packed %d tokens into %d blocks of %d (%d tail tokens dropped)", len(stream), n_blocks, block_size, dropped)
+    log.debug(
+        "packed %d tokens into %d blocks of %d (%d tail tokens dropped)",
+        len(stream),
+        n_blocks,
+        block_size,
+        dropped,
+    )
     return blocks
 
 
@@ -152,14 +169,16 @@ def read_selection_texts(path: Path) -> list[str]:
     base = name.removesuffix(".gz").removesuffix(".zst")
     if base.endswith(".parquet"):
         records = read_parquet(file)
-    elif base.endswith(".jsonl") or base.endswith(".ndjson"):
+    elif base.endswith((".jsonl", ".ndjson")):
         records = read_jsonl(file)
     elif base.endswith(".json"):
         with file.open("rb") as fh:
             head = fh.read(4096).lstrip()
         records = read_lmflow(file) if head.startswith(b"{") and b'"instances"' in head else read_jsonl(file)
     else:
-        raise SelectionFormatError(f"{file}: unknown selection format (expected .jsonl, .parquet or LMFlow .json)")
+        raise SelectionFormatError(
+            f"{file}: unknown selection format (expected .jsonl, .parquet or LMFlow .json)"
+        )
     texts: list[str] = []
     empty = 0
     for rec in records:

@@ -77,7 +77,9 @@ def get_preset(name: str) -> ModelPreset:
         raise ValueError(f"unknown model preset {name!r} (known: {', '.join(PRESETS)})") from None
 
 
-def build_config(preset: str, vocab_size: int, bos_id: int | None, eos_id: int | None, pad_id: int | None) -> Any:
+def build_config(
+    preset: str, vocab_size: int, bos_id: int | None, eos_id: int | None, pad_id: int | None
+) -> Any:
     """A ``transformers.LlamaConfig`` for ``preset`` with the tokenizer's vocabulary and special ids."""
     from transformers import LlamaConfig
 

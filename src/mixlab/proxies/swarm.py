@@ -64,7 +64,11 @@ def _one_line(exc: BaseException) -> str:
 def _train_metrics(result: Any) -> dict[str, float]:
     """Metrics recorded when no evaluate callable is given: the training loss and throughput."""
     out: dict[str, float] = {}
-    for key, attr in (("train/final_loss", "final_loss"), ("train/tokens", "tokens"), ("train/seconds", "seconds")):
+    for key, attr in (
+        ("train/final_loss", "final_loss"),
+        ("train/tokens", "tokens"),
+        ("train/seconds", "seconds"),
+    ):
         value = getattr(result, attr, None)
         if isinstance(value, (int, float)):
             out[key] = float(value)
@@ -160,9 +164,13 @@ def run_swarm(
 
     def record(outcome: dict[str, Any]) -> None:
         run = outcome["run"]
-        upsert_metrics(metrics_csv, run, {**outcome["metrics"], "status": outcome["status"], "error": outcome["error"]})
+        upsert_metrics(
+            metrics_csv, run, {**outcome["metrics"], "status": outcome["status"], "error": outcome["error"]}
+        )
         if outcome["status"] == "ok":
-            atomic_write_text(out_dir / "runs" / run / DONE_MARKER, json.dumps(outcome["metrics"], default=float))
+            atomic_write_text(
+                out_dir / "runs" / run / DONE_MARKER, json.dumps(outcome["metrics"], default=float)
+            )
         else:
             log.warning("swarm run %s failed: %s", run, outcome["error"])
         counts[outcome["status"]] += 1
@@ -190,7 +198,12 @@ def run_swarm(
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # noqa: BLE001 - worker died (BrokenProcessPool) or callable not picklable
-                    outcome = {"run": futures[fut], "status": "failed", "error": _one_line(exc), "metrics": {}}
+                    outcome = {
+                        "run": futures[fut],
+                        "status": "failed",
+                        "error": _one_line(exc),
+                        "metrics": {},
+                    }
                 record(outcome)
     bar.close()
     if not metrics_csv.exists():

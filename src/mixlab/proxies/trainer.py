@@ -76,7 +76,9 @@ def resolve_runtime(cfg: ProxyConfig) -> _Runtime:
     """Device and autocast precision for ``cfg`` (bf16 autocast on GPU by default, fp32 on CPU)."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+    device = torch.device(
+        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     if cfg.dtype == "bf16":
         autocast: torch.dtype | None = torch.bfloat16
     elif cfg.dtype == "fp32":
@@ -122,7 +124,7 @@ def _load_hf_model(name: str, runtime: _Runtime) -> tuple[Any, torch.dtype]:
 
     try:
         hf_config = AutoConfig.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the model named
+    except Exception as exc:  # re-raised with the model named
         raise ValueError(f"cannot load model {name!r}: {exc}") from exc
     stored = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None) or torch.float32
     if isinstance(stored, str):
@@ -252,7 +254,9 @@ def train_proxy(
     model_vocab = int(model.get_input_embeddings().weight.shape[0])
     max_id = int(blocks.max())
     if max_id >= model_vocab:
-        raise ValueError(f"tokenizer {tokenizer_spec!r} produces id {max_id} but the model has only {model_vocab} embeddings")
+        raise ValueError(
+            f"tokenizer {tokenizer_spec!r} produces id {max_id} but the model has only {model_vocab} embeddings"
+        )
     model.to(runtime.device)
     model.train()
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -299,7 +303,10 @@ def train_proxy(
                 bad_step = step - len(values) + i + 1
                 losses.extend(values[: i + 1])
                 msg = f"loss is {v} at step {bad_step}"
-                _write_log(out_dir, {**log_base, "status": "diverged", "error": msg, "steps": len(losses), "losses": losses})
+                _write_log(
+                    out_dir,
+                    {**log_base, "status": "diverged", "error": msg, "steps": len(losses), "losses": losses},
+                )
                 raise DivergenceError(msg)
         losses.extend(values)
 
@@ -310,7 +317,11 @@ def train_proxy(
         for _ in range(cfg.grad_accum):
             idx = next(order)
             batch = blocks[idx].to(runtime.device, dtype=torch.long, non_blocking=True)
-            with torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32, enabled=runtime.autocast_dtype is not None):
+            with torch.autocast(
+                runtime.device.type,
+                dtype=runtime.autocast_dtype or torch.float32,
+                enabled=runtime.autocast_dtype is not None,
+            ):
                 loss = causal_lm_loss(forward_model, batch)
             (loss / cfg.grad_accum).backward()
             step_loss += loss.detach() / cfg.grad_accum
@@ -335,7 +346,9 @@ def train_proxy(
     final_loss = float(np.mean(losses[-min(10, len(losses)) :]))
     model.eval()
     _save(model, cfg, tokenizer, out_dir, stored_dtype)
-    result = TrainResult(out_dir=out_dir, steps=steps, tokens=tokens, seconds=seconds, final_loss=final_loss, losses=losses)
+    result = TrainResult(
+        out_dir=out_dir, steps=steps, tokens=tokens, seconds=seconds, final_loss=final_loss, losses=losses
+    )
     _write_log(
         out_dir,
         {
@@ -354,7 +367,13 @@ def train_proxy(
     )
     log.info(
         "trained %s proxy: %d steps, %d tokens in %.1fs (%.0f tok/s), final loss %.4f -> %s",
-        cfg.mode, steps, tokens, seconds, result.tokens_per_second, final_loss, out_dir,
+        cfg.mode,
+        steps,
+        tokens,
+        seconds,
+        result.tokens_per_second,
+        final_loss,
+        out_dir,
     )
     return result
 
