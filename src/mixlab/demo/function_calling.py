@@ -2,7 +2,9 @@
 
 Skill taught: which argument keys each function takes and which value goes to which key. Task: the function
 name, its description and a request; choices are calls with the right keys vs other functions' keys, one
-wrong key, or the values swapped between keys (same format, similar length).
+wrong key, or the right keys in the wrong slots. Every choice carries the same values in the same order, so
+only the keys differ (same format, similar length). The question omits the parameter schema on purpose: the
+keys must come from what the model learned, not from copying the prompt.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
 
 
 def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
-    """A held-out task item: correct call vs wrong-keys / one-wrong-key / swapped-values calls."""
+    """A held-out task item: correct call vs other-function keys / one wrong key / rotated keys."""
     fn = rng.choice(ent.functions)
     request, values = draw_request(rng, fn)
     keys = [p.key for p in fn.params]

@@ -11,7 +11,7 @@ offer ``predict_with_std(X) -> (mean, std)``.
 - ``mixing_law``: the Data Mixing Laws form L(r) = c + k * exp(sum_j t_j r_j).
 - ``gp``: Gaussian process (ARD Matern 5/2 on sqrt weights) with predictive std.
 - ``bootstrap``: bootstrap ensemble of a base model with predictive std (spread of the members).
-- ``stack``: stacking of lightgbm_tuned + log_ridge + mixing_law with non-negative weights fitted on
+- ``stack``: stacking of lightgbm_tuned + log_ridge with non-negative weights fitted on
   out-of-fold predictions.
 - ``auto``: choose one of ``AUTO_CANDIDATES`` by cross-validation on the training runs only, then fit it.
 """
@@ -30,8 +30,9 @@ from sklearn.ensemble import StackingRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
+from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 from sklearn.utils.validation import check_is_fitted
@@ -77,6 +78,11 @@ TUNED_LGBM_PARAMS: dict[str, Any] = {
 }
 
 
+def single_thread_blas() -> threadpool_limits:
+    """Limit BLAS/OpenMP to one thread: the matrices here are small, and oversubscribed threads are far slower."""
+    return threadpool_limits(limits=1)
+
+
 def _as_2d(X: ArrayLike) -> NDArray[np.float64]:
     arr = np.asarray(X, dtype=np.float64)
     if arr.ndim != 2:
@@ -95,7 +101,7 @@ def _sqrt_features(X: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 class LogRidgeRegressor(RegressorMixin, BaseEstimator):
-    """Ridge on degree-``degree`` polynomial features of log(weight + eps); eps and alpha chosen by inner CV.
+    """Ridge on degree-``degree`` polynomial features of log(weight + eps); eps and alpha chosen by LOO-CV.
 
     Mixture effects are multiplicative and saturating (doubling a tiny share matters more than doubling a
     large one), which log features capture; the quadratic terms model domain interactions.
@@ -106,13 +112,11 @@ class LogRidgeRegressor(RegressorMixin, BaseEstimator):
         eps_grid: Sequence[float] = (1e-3, 3e-3, 1e-2),
         alpha_grid: Sequence[float] = (0.1, 1.0, 3.0, 10.0, 30.0, 100.0),
         degree: int = 2,
-        inner_folds: int = 5,
         random_state: int = 0,
     ) -> None:
         self.eps_grid = eps_grid
         self.alpha_grid = alpha_grid
         self.degree = degree
-        self.inner_folds = inner_folds
         self.random_state = random_state
 
     def _pipeline(self, eps: float, alpha: float) -> Pipeline:
@@ -126,26 +130,19 @@ class LogRidgeRegressor(RegressorMixin, BaseEstimator):
         )
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> LogRidgeRegressor:
-        """Choose (eps, alpha) by inner K-fold MSE on (X, y), then refit on all of it."""
+        """Choose eps by the efficient leave-one-out error of RidgeCV (which also picks alpha), then refit."""
         X = _as_2d(X)
         y = np.asarray(y, dtype=np.float64)
-        grid = {
-            "log__kw_args": [{"eps": float(e)} for e in self.eps_grid],
-            "ridge__alpha": [float(a) for a in self.alpha_grid],
-        }
-        folds = min(self.inner_folds, len(y))
-        search = GridSearchCV(
-            self._pipeline(float(self.eps_grid[0]), 1.0),
-            grid,
-            cv=KFold(folds, shuffle=True, random_state=self.random_state),
-            scoring="neg_mean_squared_error",
-        )
-        search.fit(X, y)
-        self.best_params_ = {
-            "eps": search.best_params_["log__kw_args"]["eps"],
-            "alpha": search.best_params_["ridge__alpha"],
-        }
-        self.pipeline_ = search.best_estimator_
+        best: tuple[float, float, float] | None = None
+        with single_thread_blas():
+            for eps in self.eps_grid:
+                feats = self._pipeline(float(eps), 1.0)[:-1].fit_transform(X)
+                ridge = RidgeCV(alphas=[float(a) for a in self.alpha_grid]).fit(feats, y)
+                if best is None or ridge.best_score_ > best[0]:
+                    best = (float(ridge.best_score_), float(eps), float(ridge.alpha_))
+            assert best is not None
+            self.best_params_ = {"eps": best[1], "alpha": best[2]}
+            self.pipeline_ = self._pipeline(best[1], best[2]).fit(X, y)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -160,7 +157,7 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
     ``k`` may be negative, so the same form fits accuracy-like (increasing, saturating) targets.
     """
 
-    def __init__(self, n_starts: int = 4, random_state: int = 0) -> None:
+    def __init__(self, n_starts: int = 2, random_state: int = 0) -> None:
         self.n_starts = n_starts
         self.random_state = random_state
 
@@ -179,8 +176,13 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
             def resid(p: NDArray[np.float64], sign: float = sign) -> NDArray[np.float64]:
                 return p[0] + sign * np.exp(np.clip(p[1] + X @ p[2:], -50, 50)) - y
 
+            def jac(p: NDArray[np.float64], sign: float = sign) -> NDArray[np.float64]:
+                e = sign * np.exp(np.clip(p[1] + X @ p[2:], -50, 50))
+                return np.column_stack([np.ones_like(e), e, e[:, None] * X])
+
             p0 = np.r_[c0, np.log(scale), t0]
-            res = least_squares(resid, p0, method="trf", max_nfev=2000)
+            with single_thread_blas():
+                res = least_squares(resid, p0, jac=jac, method="trf", max_nfev=500)
             if best is None or res.cost < best[0]:
                 best = (res.cost, sign, res.x)
         _, self.sign_, params = best
@@ -223,7 +225,7 @@ class GPRegressor(RegressorMixin, BaseEstimator):
         self.gp_ = GaussianProcessRegressor(
             kernel, normalize_y=True, optimizer=self._optimizer, random_state=self.random_state
         )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), single_thread_blas():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.gp_.fit(_sqrt_features(X), np.asarray(y, dtype=np.float64))
         self.n_features_in_ = d
@@ -261,9 +263,10 @@ class BootstrapRegressor(RegressorMixin, BaseEstimator):
         template: BaseEstimator = full.pipeline_ if isinstance(full, LogRidgeRegressor) else full
         rng = np.random.default_rng(self.random_state)
         self.estimators_ = []
-        for _ in range(self.n_estimators):
-            idx = rng.integers(0, len(y), len(y))
-            self.estimators_.append(clone(template).fit(X[idx], y[idx]))
+        with single_thread_blas():
+            for _ in range(self.n_estimators):
+                idx = rng.integers(0, len(y), len(y))
+                self.estimators_.append(clone(template).fit(X[idx], y[idx]))
         self.full_ = full
         self.noise_std_ = float(np.std(y - full.predict(X)))
         self.n_features_in_ = X.shape[1]
@@ -286,7 +289,7 @@ class StackRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        estimators: Sequence[str] = ("lightgbm_tuned", "log_ridge", "mixing_law"),
+        estimators: Sequence[str] = ("lightgbm_tuned", "log_ridge"),
         folds: int = 5,
         random_state: int = 0,
     ) -> None:
@@ -302,7 +305,8 @@ class StackRegressor(RegressorMixin, BaseEstimator):
             final_estimator=LinearRegression(positive=True),
             cv=KFold(self.folds, shuffle=True, random_state=self.random_state),
         )
-        self.stack_.fit(X, np.asarray(y, dtype=np.float64))
+        with single_thread_blas():
+            self.stack_.fit(X, np.asarray(y, dtype=np.float64))
         self.weights_ = dict(zip(self.estimators, map(float, self.stack_.final_estimator_.coef_), strict=True))
         self.n_features_in_ = X.shape[1]
         return self

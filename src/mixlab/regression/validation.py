@@ -11,7 +11,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from mixlab.regression.models import AUTO_CANDIDATES, make_regressor
+from mixlab.regression.models import AUTO_CANDIDATES, make_regressor, single_thread_blas
 
 
 def cv_predictions(
@@ -23,10 +23,11 @@ def cv_predictions(
     if len(y) < folds:
         raise ValueError(f"{len(y)} runs are too few for {folds}-fold cross-validation")
     oof = np.empty_like(y)
-    for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
-        model = make_regressor(model_name, random_state=seed, **params)
-        model.fit(X[train], y[train])
-        oof[test] = model.predict(X[test])
+    with single_thread_blas():
+        for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+            model = make_regressor(model_name, random_state=seed, **params)
+            model.fit(X[train], y[train])
+            oof[test] = model.predict(X[test])
     return oof
 
 
