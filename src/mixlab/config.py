@@ -43,6 +43,7 @@ class EvaluationSection(_Strict):
     batch_size: int = Field(32, description="multiple-choice scoring batch size")
     limit: int | None = Field(None, description="score only the first N items of each task")
     block_size: int = Field(256, description="context length for per-domain loss")
+    max_docs_per_domain: int | None = Field(None, description="score at most this many validation documents per domain")
 
 
 class FitSection(_Strict):

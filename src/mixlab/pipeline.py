@@ -65,46 +65,30 @@ def train_run(proxy_json: str, tokenizer: str, run: str, data: Path, out_dir: Pa
     return train_proxy(ProxyConfig.model_validate_json(proxy_json), data, tokenizer, out_dir)
 
 
-def _read_texts(path: str, limit: int | None = None) -> list[str]:
-    texts: list[str] = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                texts.append(json.loads(line)["text"])
-            if limit and len(texts) >= limit:
-                break
-    return texts
-
-
-def evaluate_run(
-    tasks: dict[str, str], validation: dict[str, str], metric_cfg: dict[str, Any], run: str, model_dir: Path
-) -> dict[str, float]:
+def evaluate_run(eval_json: str, run: str, model_dir: Path) -> dict[str, float]:
     """Score one trained proxy on every task and every domain's validation slice: one metrics row."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from mixlab.evaluation.config import EvalConfig
+    from mixlab.evaluation.runner import evaluate_run as run_eval
 
-    from mixlab.evaluation.domain_loss import domain_losses
-    from mixlab.evaluation.multiple_choice import evaluate_task
-    from mixlab.evaluation.results import metrics_row
-    from mixlab.evaluation.tasks import load_task
-
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    results = {
-        name: evaluate_task(
-            model, tokenizer, load_task(name, spec), batch_size=metric_cfg["batch_size"], limit=metric_cfg["limit"]
-        )
-        for name, spec in tasks.items()
-    }
-    losses = None
-    if validation:
-        texts = {dom: _read_texts(path) for dom, path in validation.items()}
-        losses = domain_losses(model, tokenizer, texts, block_size=metric_cfg["block_size"])
-    return metrics_row(results, losses)
+    return run_eval(model_dir, EvalConfig.model_validate_json(eval_json), out_dir=Path(model_dir) / "eval")
 
 
 # --- steps ----------------------------------------------------------------------------------------------
+
+
+def eval_config(cfg: PipelineConfig) -> Any:
+    """The evaluation stage's own config built from the pipeline's evaluation section."""
+    from mixlab.evaluation.config import EvalConfig
+
+    ev = cfg.evaluation
+    return EvalConfig(
+        tasks=dict(ev.tasks),
+        domain_data=dict(ev.validation),
+        batch_size=ev.batch_size,
+        limit=ev.limit,
+        block_size=ev.block_size,
+        max_docs_per_domain=ev.max_docs_per_domain,
+    )
 
 
 def task_columns(cfg: PipelineConfig) -> dict[str, str]:
@@ -147,16 +131,16 @@ def candidate_mixtures(cfg: PipelineConfig, pool: Pool) -> pd.DataFrame:
     path = Path(cfg.workdir) / "ratios.csv"
     if path.exists():
         return read_ratios(path)
-    ratios = sample_mixtures(token_prior(pool), cfg.mixtures, available_tokens(pool))
+    ratios = sample_mixtures(token_prior(pool, view=cfg.mixtures), cfg.mixtures, available_tokens(pool, view=cfg.mixtures))
     write_ratios(path, ratios)
     return read_ratios(path)
 
 
-def baseline_mixtures(pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
+def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
     """The natural token proportions (after exclusions) and the uniform mixture."""
     from mixlab.mixtures.sampler import token_prior
 
-    prior = token_prior(pool)
+    prior = token_prior(pool, view=cfg.mixtures)
     natural = {d: float(prior.get(d, 0.0)) for d in domains}
     total = sum(natural.values())
     return {
@@ -170,12 +154,7 @@ def run_swarm_step(cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: 
     from mixlab.proxies.swarm import run_swarm
 
     work = Path(cfg.workdir)
-    evaluate = partial(
-        evaluate_run,
-        dict(cfg.evaluation.tasks),
-        dict(cfg.evaluation.validation),
-        {"batch_size": cfg.evaluation.batch_size, "limit": cfg.evaluation.limit, "block_size": cfg.evaluation.block_size},
-    )
+    evaluate = partial(evaluate_run, eval_config(cfg).model_dump_json())
     return run_swarm(
         ratios,
         make_data=partial(make_selection, str(pool.root), cfg.select.model_dump_json(), str(work)),
@@ -239,7 +218,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear
     timed("swarm", t0)
 
     t0 = time.perf_counter()
-    baselines = baseline_mixtures(pool, domains)
+    baselines = baseline_mixtures(cfg, pool, domains)
     found = fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"])
     optimal_weights: dict[str, float] = found["results"]["objectives"][cfg.search.objective]["weights"]
     timed("fit+search", t0)

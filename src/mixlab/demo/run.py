@@ -100,6 +100,25 @@ def split_validation(corpus_files: list[Path], train_dir: Path, val_dir: Path, e
     return val_files
 
 
+def write_seeds(train_dir: Path, out: Path, per_domain: int) -> Path:
+    """A few hundred labelled documents per domain: the seed set a user would label by hand."""
+    if out.exists():
+        return out
+    with out.open("w", encoding="utf-8") as fh:
+        for path in sorted(train_dir.glob("*.jsonl")):
+            n = 0
+            with path.open(encoding="utf-8") as src:
+                for line in src:
+                    row = json.loads(line)
+                    if "noise_kind" in row:
+                        continue
+                    fh.write(json.dumps({"text": row["text"], "domain": path.stem}) + "\n")
+                    n += 1
+                    if n >= per_domain:
+                        break
+    return out
+
+
 def _texts(files: list[Path]) -> list[str]:
     out: list[str] = []
     for f in files:
@@ -136,7 +155,7 @@ def demo_config(root: Path, scale: DemoScale, world: Any, tokenizer: Path, base:
         "seed": 0,
         "workers": workers,
         "ingest": {"inputs": [str(root / "world" / "train")], "tokenizer": str(tokenizer), "shard_docs": 5000},
-        "partition": {"method": "rules"},
+        "partition": {"method": "classifier", "seeds": str(root / "seeds.jsonl")},
         "mixtures": {"n": scale.n_mixtures, "seed": 0, "budget_tokens": scale.proxy_tokens, "max_epochs": 4.0},
         "select": {"budget_tokens": scale.proxy_tokens, "seed": 0, "max_epochs": 4.0, "shortfall": "redistribute"},
         "proxy": {
@@ -169,6 +188,7 @@ def run_demo(out: Path, quick: bool = False, workers: int = 1) -> RunSummary:
     out = Path(out)
     world = generate_world(out / "world", n_docs=scale.n_docs, n_task_items=scale.n_task_items, seed=0)
     val = split_validation(world.corpus_files, out / "world" / "train", out / "world" / "validation", scale.val_every)
+    write_seeds(out / "world" / "train", out / "seeds.jsonl", per_domain=150)
     tokenizer = out / "tokenizer"
     if not (tokenizer / "tokenizer.json").exists():
         train_tokenizer(_texts(sorted((out / "world" / "train").glob("*.jsonl"))), tokenizer, scale.vocab_size)

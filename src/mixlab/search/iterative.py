@@ -89,7 +89,8 @@ def propose_next_round(
             explore_order = np.argsort(-std)
         else:
             explore_order = rng.permutation(len(broad))  # broad candidates are the first len(broad) rows
-        explore_order = np.array([i for i in explore_order if i not in set(picks)])
+        picked = set(picks)
+        explore_order = np.array([i for i in explore_order if i not in picked], dtype=np.int64)
         extra = _farthest_points(pool[explore_order], n_explore, taken, min_distance)
         picks += [int(explore_order[i]) for i in extra]
     if len(picks) < n_new:
