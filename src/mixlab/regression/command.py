@@ -35,16 +35,20 @@ def add_swarm_args(p: argparse.ArgumentParser) -> None:
     """Arguments shared by ``fit`` and ``search``: the swarm tables, targets and model choice."""
     p.add_argument("--ratios", required=True, help="ratios.csv: run id column + one weight column per domain")
     p.add_argument("--metrics", required=True, help="metrics.csv: run id column + metric columns")
-    p.add_argument("--target", action="append", help="metric column to fit (repeatable; default: every metric)")
+    p.add_argument(
+        "--target", action="append", help="metric column to fit (repeatable; default: every metric)"
+    )
     p.add_argument("--sum-of", action="append", metavar="COL1,COL2", help="fit the sum of these columns")
     p.add_argument("--name", action="append", help="name of the --sum-of target (default 'total')")
-    p.add_argument("--direction", choices=["min", "max"], help="min for losses, max for accuracies (default: guessed)")
+    p.add_argument(
+        "--direction", choices=["min", "max"], help="min for losses, max for accuracies (default: guessed)"
+    )
     p.add_argument("--model", default="auto", choices=MODEL_NAMES, help="regressor, or auto = choose by CV")
     p.add_argument("--cv", type=int, default=5, help="cross-validation folds")
     p.add_argument("--seed", type=int, default=0, help="seed of CV folds and models")
 
 
-def fit_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns FitResult (import kept lazy)
+def fit_from_args(args: argparse.Namespace):
     """Read the swarm named by the arguments and fit its targets."""
     from mixlab.regression.fit import fit_targets
     from mixlab.swarm import read_metrics, read_ratios
@@ -53,12 +57,17 @@ def fit_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns FitResult
     metrics = read_metrics(args.metrics)
     targets = targets_from_args(args, metrics)
     return fit_targets(
-        ratios, metrics, targets, model=args.model, folds=args.cv, seed=args.seed,
+        ratios,
+        metrics,
+        targets,
+        model=args.model,
+        folds=args.cv,
+        seed=args.seed,
         sources={"ratios": str(args.ratios), "metrics": str(args.metrics)},
     )
 
 
-def write_predictions(result, mixtures_path: str | Path, out: str | Path) -> pd.DataFrame:  # noqa: ANN001
+def write_predictions(result, mixtures_path: str | Path, out: str | Path) -> pd.DataFrame:
     """Score the mixtures of ``mixtures_path`` with every fitted target; write a CSV keyed by its id column.
 
     With one target the columns are ``<id column>, prediction``; with several, ``prediction/<target>`` each.
@@ -109,6 +118,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Pearson and MAE per target, and optionally score other mixtures (--predict).",
     )
     add_swarm_args(p)
-    p.add_argument("--predict", metavar="MIXTURES.csv", help="score these mixtures; --out is then the CSV written")
-    p.add_argument("--out", help="output folder (fit.json, cv.csv, plots), or the predictions CSV with --predict")
+    p.add_argument(
+        "--predict", metavar="MIXTURES.csv", help="score these mixtures; --out is then the CSV written"
+    )
+    p.add_argument(
+        "--out", help="output folder (fit.json, cv.csv, plots), or the predictions CSV with --predict"
+    )
     p.set_defaults(func=_cmd_fit)

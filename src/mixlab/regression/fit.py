@@ -72,7 +72,9 @@ class FitResult:
             raise ValueError(f"no fitted target {target!r} (fitted: {', '.join(self.models)})")
         return target
 
-    def predict(self, X: NDArray[np.float64] | pd.DataFrame, target: str | None = None) -> NDArray[np.float64]:
+    def predict(
+        self, X: NDArray[np.float64] | pd.DataFrame, target: str | None = None
+    ) -> NDArray[np.float64]:
         """Predicted target values for mixtures ``X`` (array in domain order, or a DataFrame with domain columns)."""
         name = self._target(target)
         arr = self.align(X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
@@ -87,6 +89,13 @@ class FitResult:
         mean, std = predict_with_std(self.models[name], arr, fallback_std=self.cv_rmse[name])
         assert std is not None
         return mean, std
+
+    def cv_pairs(self) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+        """Per target, (out-of-fold predicted, measured) arrays of the chosen model (for plots)."""
+        return {
+            name: (df["predicted"].to_numpy(dtype=np.float64), df["measured"].to_numpy(dtype=np.float64))
+            for name, df in self.oof.items()
+        }
 
     def summary(self) -> pd.DataFrame:
         """CV metrics of the chosen model of each target."""
@@ -131,10 +140,18 @@ def fit_targets(
         X = ratios.loc[ok].to_numpy(dtype=np.float64)
         y = y_all[ok].to_numpy(dtype=np.float64)
         if len(y) < max(folds, 3):
-            raise ValueError(f"{m_src}: target {target.name!r} has only {len(y)} runs with values; need >= {folds}")
+            raise ValueError(
+                f"{m_src}: target {target.name!r} has only {len(y)} runs with values; need >= {folds}"
+            )
         if model == "auto":
             best, table, oofs = select_model(
-                X, y, candidates or list(AUTO_CANDIDATES), folds=folds, seed=seed, metric=metric, return_oof=True
+                X,
+                y,
+                candidates or list(AUTO_CANDIDATES),
+                folds=folds,
+                seed=seed,
+                metric=metric,
+                return_oof=True,
             )
             pred = oofs[best]
         else:
@@ -216,8 +233,15 @@ def load_fit(path: str | Path) -> FitResult:
     metrics = read_metrics(spec["sources"]["metrics"])
     targets = [Target(**t) for t in spec["targets"]]
     results = [
-        fit_targets(ratios, metrics, [t], model=spec["chosen"][t.name], folds=spec["folds"], seed=spec["seed"],
-                    sources=spec["sources"])
+        fit_targets(
+            ratios,
+            metrics,
+            [t],
+            model=spec["chosen"][t.name],
+            folds=spec["folds"],
+            seed=spec["seed"],
+            sources=spec["sources"],
+        )
         for t in targets
     ]
     merged = results[0]

@@ -32,10 +32,10 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 #: Names accepted by :func:`make_regressor`.
 MODEL_NAMES: tuple[str, ...] = (
@@ -51,7 +51,15 @@ MODEL_NAMES: tuple[str, ...] = (
     "auto",
 )
 #: Models ``auto`` compares by cross-validation (gp is left out by default: it is slow on large swarms).
-AUTO_CANDIDATES: tuple[str, ...] = ("linear", "ridge", "log_ridge", "mixing_law", "lightgbm", "lightgbm_tuned", "stack")
+AUTO_CANDIDATES: tuple[str, ...] = (
+    "linear",
+    "ridge",
+    "log_ridge",
+    "mixing_law",
+    "lightgbm",
+    "lightgbm_tuned",
+    "stack",
+)
 
 #: RegMix's notebook LightGBM settings (regression_fitting/regression.ipynb).
 REGMIX_LGBM_PARAMS: dict[str, Any] = {
@@ -211,8 +219,14 @@ class GPRegressor(RegressorMixin, BaseEstimator):
     def _optimizer(
         self, obj_func: Callable[..., Any], initial_theta: NDArray[np.float64], bounds: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], float]:
-        res = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds,
-                       options={"maxiter": self.max_iter})
+        res = minimize(
+            obj_func,
+            initial_theta,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=bounds,
+            options={"maxiter": self.max_iter},
+        )
         return res.x, float(res.fun)
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> GPRegressor:
@@ -307,7 +321,9 @@ class StackRegressor(RegressorMixin, BaseEstimator):
         )
         with single_thread_blas():
             self.stack_.fit(X, np.asarray(y, dtype=np.float64))
-        self.weights_ = dict(zip(self.estimators, map(float, self.stack_.final_estimator_.coef_), strict=True))
+        self.weights_ = dict(
+            zip(self.estimators, map(float, self.stack_.final_estimator_.coef_), strict=True)
+        )
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from mixlab.regression.fit import FitResult  # noqa: E402
+from mixlab.regression.fit import FitResult
 
 
 def safe_name(name: str) -> str:

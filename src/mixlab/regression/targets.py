@@ -20,7 +20,11 @@ def default_targets(metrics: pd.DataFrame) -> list[Target]:
     """One column target per numeric metric column (stderr columns and status/error excluded)."""
     out = []
     for col in metrics.columns:
-        if col in NON_METRIC_COLUMNS or col.endswith("_stderr") or not pd.api.types.is_numeric_dtype(metrics[col]):
+        if (
+            col in NON_METRIC_COLUMNS
+            or col.endswith("_stderr")
+            or not pd.api.types.is_numeric_dtype(metrics[col])
+        ):
             continue
         out.append(Target(name=col, columns=[col], direction=guess_direction(col)))
     return out
@@ -48,7 +52,10 @@ def target_values(metrics: pd.DataFrame, target: Target, source: str = "metrics"
 
 
 def align_swarm(
-    ratios: pd.DataFrame, metrics: pd.DataFrame, ratios_source: str = "ratios", metrics_source: str = "metrics"
+    ratios: pd.DataFrame,
+    metrics: pd.DataFrame,
+    ratios_source: str = "ratios",
+    metrics_source: str = "metrics",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of both tables for the runs they share, in the ratios table's order; failed runs dropped (counted).
 

@@ -77,7 +77,9 @@ def select_model(
     if not candidates:
         raise ValueError("no candidate models to select from")
     rows, oofs = [], {}
-    for name in tqdm(list(candidates), desc="cross-validating models", leave=False, disable=len(candidates) < 3):
+    for name in tqdm(
+        list(candidates), desc="cross-validating models", leave=False, disable=len(candidates) < 3
+    ):
         oof = cv_predictions(name, X, y, folds=folds, seed=seed)
         oofs[name] = oof
         rows.append({"model": name, **score_predictions(y, oof)})

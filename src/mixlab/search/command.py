@@ -65,7 +65,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs,
         kl_weight=args.kl_weight,
     )
-    config = SearchConfig(method=args.method, n=args.n, top_k=args.top_k, seed=args.seed, constraints=constraints)
+    config = SearchConfig(
+        method=args.method, n=args.n, top_k=args.top_k, seed=args.seed, constraints=constraints
+    )
     objectives = default_objectives(fit) + [_parse_weighted(s) for s in (args.weighted or [])]
     results = search_all(fit, objectives, prior=prior, constraints=constraints, config=config)
     out = Path(args.out)
@@ -77,9 +79,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"{name}: predicted {res['predicted']:.4f} [{lo:.4f}, {hi:.4f}] ({res['direction']})")
     print(f"chosen: {results['chosen']}; wrote {len(written)} JSON file(s) and 2 plots to {out}")
     if args.next_round:
-        nxt = propose_next_round(fit, args.next_round, explore_frac=args.explore, seed=args.seed,
-                                 objective=results["objectives"][results["chosen"]]["objective"].__iter__().__next__()
-                                 if len(results["objectives"][results["chosen"]]["objective"]) == 1 else None)
+        chosen_targets = list(results["objectives"][results["chosen"]]["objective"])
+        nxt = propose_next_round(
+            fit,
+            args.next_round,
+            explore_frac=args.explore,
+            seed=args.seed,
+            objective=chosen_targets[0] if len(chosen_targets) == 1 else None,
+        )
         next_out = Path(args.next_out) if args.next_out else out / "next_ratios.csv"
         write_ratios(next_out, nxt)
         print(f"wrote {len(nxt)} next-round mixtures to {next_out}")
@@ -105,9 +112,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, help="target token budget (with --availability)")
     p.add_argument("--max-epochs", type=float, default=1.0, help="repetition cap per domain at the budget")
     p.add_argument("--kl-weight", type=float, default=0.0, help="pull toward the prior (KL penalty weight)")
-    p.add_argument("--weighted", action="append", metavar="NAME=T1:W1,T2:W2[@max]", help="weighted-sum objective")
+    p.add_argument(
+        "--weighted", action="append", metavar="NAME=T1:W1,T2:W2[@max]", help="weighted-sum objective"
+    )
     p.add_argument("--next-round", type=int, metavar="N", help="propose N mixtures for the next proxy round")
-    p.add_argument("--next-out", help="where to write the next-round ratios CSV (default OUT/next_ratios.csv)")
+    p.add_argument(
+        "--next-out", help="where to write the next-round ratios CSV (default OUT/next_ratios.csv)"
+    )
     p.add_argument("--explore", type=float, default=0.25, help="share of the next round spent exploring")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_search)

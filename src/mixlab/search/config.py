@@ -12,9 +12,12 @@ class Objective(BaseModel):
 
     name: str = Field(description="Name of the objective in optimal.json.")
     weights: dict[str, float] = Field(
-        min_length=1, description="Fitted target name -> weight; one target with weight 1 is that target alone."
+        min_length=1,
+        description="Fitted target name -> weight; one target with weight 1 is that target alone.",
     )
-    direction: Literal["min", "max"] = Field(description="'min' to minimise the weighted sum, 'max' to maximise it.")
+    direction: Literal["min", "max"] = Field(
+        description="'min' to minimise the weighted sum, 'max' to maximise it."
+    )
 
 
 class Constraints(BaseModel):
@@ -34,7 +37,9 @@ class Constraints(BaseModel):
         default=1.0, gt=0, description="How many times a domain's data may be repeated at the budget."
     )
     kl_weight: float = Field(
-        default=0.0, ge=0, description="Penalty weight of KL(mixture || prior) (Olmix-style pull toward the prior)."
+        default=0.0,
+        ge=0,
+        description="Penalty weight of KL(mixture || prior) (Olmix-style pull toward the prior).",
     )
 
     @model_validator(mode="after")

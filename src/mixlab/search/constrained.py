@@ -66,7 +66,9 @@ def constrained_optimize(
         current, current_v = start, float(objective(start)[0])
         for r in range(local_rounds):
             conc = 50.0 * (2.0**r)  # shrink the neighbourhood each round
-            local = project_bounded_simplex(rng.dirichlet(np.maximum(current * conc, 0.05), local_samples), lower, upper)
+            local = project_bounded_simplex(
+                rng.dirichlet(np.maximum(current * conc, 0.05), local_samples), lower, upper
+            )
             lv = objective(local)
             i = int(np.nanargmin(lv))
             if lv[i] < current_v:

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from mixlab.regression.fit import FitResult
 
 
-def _farthest_points(W: NDArray[np.float64], m: int, taken: NDArray[np.float64], min_dist: float) -> list[int]:
+def _farthest_points(
+    W: NDArray[np.float64], m: int, taken: NDArray[np.float64], min_dist: float
+) -> list[int]:
     """Greedy picks from ``W`` (in order of preference) that are >= ``min_dist`` (L1) from taken and each other."""
     chosen: list[int] = []
     pool = taken.copy() if len(taken) else np.empty((0, W.shape[1]))
@@ -65,21 +67,26 @@ def propose_next_round(
     direction = fitted.targets[name].direction
     rng = np.random.default_rng(seed)
     domains = fitted.domains
-    prior_vec = normalise_prior(prior, domains) if prior is not None else fitted.ratios.mean(axis=0).to_numpy()
+    prior_vec = (
+        normalise_prior(prior, domains) if prior is not None else fitted.ratios.mean(axis=0).to_numpy()
+    )
     seen = fitted.ratios.to_numpy(dtype=np.float64)
     measured = fitted.values[name].to_numpy()
     best_measured = seen[top_k_indices(measured, min(8, len(measured)), direction)]
 
     broad = sample_dirichlet(prior_vec, n_candidates // 2, concentrations, rng)
     local = np.vstack(
-        [rng.dirichlet(np.maximum(w * 30.0, 0.05), size=max(1, n_candidates // (2 * len(best_measured)))) for w in best_measured]
+        [
+            rng.dirichlet(np.maximum(w * 30.0, 0.05), size=max(1, n_candidates // (2 * len(best_measured))))
+            for w in best_measured
+        ]
     )
     pool = np.vstack([broad, local])
     if bounds is not None:
         pool = project_bounded_simplex(pool, bounds[0], bounds[1])
     mean, std = fitted.predict_with_std(pool, name)
 
-    n_explore = int(round(n_new * explore_frac))
+    n_explore = round(n_new * explore_frac)
     n_exploit = n_new - n_explore
     order = top_k_indices(mean, max(n_exploit * 20, int(len(pool) * top_frac)), direction)
     picks = [int(order[i]) for i in _farthest_points(pool[order], n_exploit, seen, min_distance)]

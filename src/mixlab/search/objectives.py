@@ -30,17 +30,18 @@ Z95 = 1.959964
 
 def default_objectives(fit: FitResult) -> list[Objective]:
     """One objective per fitted target, each in that target's direction."""
-    return [Objective(name=t.name, weights={t.name: 1.0}, direction=t.direction) for t in fit.targets.values()]
+    return [
+        Objective(name=t.name, weights={t.name: 1.0}, direction=t.direction) for t in fit.targets.values()
+    ]
 
 
 def chosen_objective(fit: FitResult, objectives: list[Objective]) -> str:
-    """The headline objective: a sum/weighted target or a multi-target objective if any, else the first."""
+    """The headline objective: a sum/weighted target if any, else a multi-target objective, else the first."""
     for obj in objectives:
-        if len(obj.weights) > 1:
+        if len(obj.weights) == 1 and fit.targets[next(iter(obj.weights))].kind in ("sum", "weighted"):
             return obj.name
     for obj in objectives:
-        (target,) = obj.weights
-        if fit.targets[target].kind in ("sum", "weighted"):
+        if len(obj.weights) > 1:
             return obj.name
     return objectives[0].name
 
@@ -48,11 +49,16 @@ def chosen_objective(fit: FitResult, objectives: list[Objective]) -> str:
 def _check_objective(fit: FitResult, obj: Objective) -> None:
     unknown = [t for t in obj.weights if t not in fit.models]
     if unknown:
-        raise ValueError(f"objective {obj.name!r}: no fitted target(s) {unknown} (fitted: {', '.join(fit.models)})")
+        raise ValueError(
+            f"objective {obj.name!r}: no fitted target(s) {unknown} (fitted: {', '.join(fit.models)})"
+        )
 
 
 def objective_values(
-    fit: FitResult, obj: Objective, W: NDArray[np.float64], cache: dict[str, NDArray[np.float64]] | None = None
+    fit: FitResult,
+    obj: Objective,
+    W: NDArray[np.float64],
+    cache: dict[str, NDArray[np.float64]] | None = None,
 ) -> NDArray[np.float64]:
     """The objective's weighted sum of target predictions for mixtures ``W`` (``cache`` reuses predictions)."""
     total = np.zeros(len(W))
@@ -90,15 +96,33 @@ def search_all(
     prior: Mapping[str, float] | ArrayLike | str | None = None,
     constraints: Constraints | None = None,
     config: SearchConfig | None = None,
+    *,
+    method: str | None = None,
+    n_samples: int | None = None,
+    top_k: int | None = None,
+    seed: int | None = None,
+    kl_weight: float | None = None,
+    chosen: str | None = None,
 ) -> dict[str, Any]:
     """The optimum of every objective, its prediction and interval, and the trade-offs between them.
 
     ``prior`` is a {domain: weight} mapping, a vector, or ``"natural"``/None for the swarm's mean mixture.
-    Returns ``{"objectives": {name: {...}}, "tradeoff": {...}, "chosen": name, "domains": [...]}``.
+    The keyword-only arguments override the matching ``config`` / ``constraints`` fields; ``chosen`` names
+    the headline objective (default: the sum target if any). Returns
+    ``{"objectives": {name: {...}}, "tradeoff": {...}, "chosen": name, "domains": [...], "prior": {...}}``.
     """
-    fit = fit_result
     config = config or SearchConfig()
+    overrides = {
+        k: v
+        for k, v in {"method": method, "n": n_samples, "top_k": top_k, "seed": seed}.items()
+        if v is not None
+    }
+    if overrides:
+        config = config.model_copy(update=overrides)
     constraints = constraints or config.constraints
+    if kl_weight is not None:
+        constraints = constraints.model_copy(update={"kl_weight": float(kl_weight)})
+    fit = fit_result
     objectives = objectives or default_objectives(fit)
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
@@ -118,20 +142,29 @@ def search_all(
     candidates = None
     cache: dict[str, NDArray[np.float64]] = {}
     if not constrained:
-        candidates = simulate_candidates(prior_vec, config.n, config.seed, config.concentrations, (lower, upper))
+        candidates = simulate_candidates(
+            prior_vec, config.n, config.seed, config.concentrations, (lower, upper)
+        )
     results: dict[str, dict[str, Any]] = {}
     for obj in objectives:
         if constrained:
             w = constrained_optimize(
-                lambda W, obj=obj: objective_values(fit, obj, W), prior_vec, domains, constraints,
-                direction=obj.direction, seed=config.seed,
+                lambda W, obj=obj: objective_values(fit, obj, W),
+                prior_vec,
+                domains,
+                constraints,
+                direction=obj.direction,
+                seed=config.seed,
             )
             method = "constrained"
         else:
             assert candidates is not None
             w = simulate_topk(
-                lambda W, obj=obj: objective_values(fit, obj, W, cache), prior_vec, k=config.top_k,
-                direction=obj.direction, candidates=candidates,
+                lambda W, obj=obj: objective_values(fit, obj, W, cache),
+                prior_vec,
+                k=config.top_k,
+                direction=obj.direction,
+                candidates=candidates,
             )
             method = "topk"
         value, std, per_target = objective_with_std(fit, obj, w)
@@ -146,7 +179,9 @@ def search_all(
             "targets": per_target,
             "models": {t: fit.chosen[t] for t in obj.weights},
         }
-    chosen = chosen_objective(fit, objectives)
+    if chosen is not None and chosen not in results:
+        raise ValueError(f"chosen objective {chosen!r} is not one of {', '.join(results)}")
+    chosen = chosen or chosen_objective(fit, objectives)
     return {
         "domains": domains,
         "prior": {d: float(x) for d, x in zip(domains, prior_vec, strict=True)},
@@ -182,8 +217,14 @@ def tradeoff_table(
     return {"reference": reference, "reference_best": ref_best, "rows": rows}
 
 
-def write_optimal(path: str | Path, results: Mapping[str, Any]) -> list[Path]:
-    """Write ``optimal.json`` (everything) and ``optimal_<name>.json`` per objective next to it; the paths."""
+def write_optimal(
+    path: str | Path, results: Mapping[str, Any], out_dir: str | Path | None = None
+) -> list[Path]:
+    """Write ``optimal.json`` (everything) and one ``optimal_<name>.json`` per objective; the paths written.
+
+    ``path`` is the optimal.json file (or a folder to hold it); per-objective files go to ``out_dir``
+    (default: next to ``optimal.json``).
+    """
     from mixlab.regression.plots import safe_name
 
     path = Path(path)
@@ -192,9 +233,11 @@ def write_optimal(path: str | Path, results: Mapping[str, Any]) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(results, indent=2) + "\n")
     written = [path]
+    folder = Path(out_dir) if out_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
     for name, res in results["objectives"].items():
         one = {k: res[k] for k in ("weights", "predicted", "interval", "direction", "std", "targets")}
-        p = path.parent / f"optimal_{safe_name(name)}.json"
+        p = folder / f"optimal_{safe_name(name)}.json"
         atomic_write_text(p, json.dumps(one, indent=2) + "\n")
         written.append(p)
     return written

@@ -9,8 +9,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_weights(results: Mapping[str, Any], path: str | Path) -> Path:
@@ -22,8 +22,13 @@ def plot_weights(results: Mapping[str, Any], path: str | Path) -> Path:
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(domains) * len(series) ** 0.5 + 2), 4))
     for i, (label, weights) in enumerate(series):
-        ax.bar(x + i * width, [weights[d] for d in domains], width, label=label,
-               color="lightgray" if label == "prior" else None)
+        ax.bar(
+            x + i * width,
+            [weights[d] for d in domains],
+            width,
+            label=label,
+            color="lightgray" if label == "prior" else None,
+        )
     ax.set_xticks(x + 0.4 - width / 2)
     ax.set_xticklabels(domains, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("weight")
@@ -45,10 +50,18 @@ def plot_tradeoff(results: Mapping[str, Any], path: str | Path) -> Path:
     names = [n for n in rows if n != trade["reference"]] or list(rows)
     y = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(6, 1 + 0.4 * len(names)))
-    ax.barh(y - 0.2, [rows[n]["reference_loss"] for n in names], 0.4,
-            label=f"loss on {trade['reference']} at this optimum")
-    ax.barh(y + 0.2, [rows[n]["this_loss_at_reference_optimum"] for n in names], 0.4,
-            label=f"loss on this objective at the {trade['reference']} optimum")
+    ax.barh(
+        y - 0.2,
+        [rows[n]["reference_loss"] for n in names],
+        0.4,
+        label=f"loss on {trade['reference']} at this optimum",
+    )
+    ax.barh(
+        y + 0.2,
+        [rows[n]["this_loss_at_reference_optimum"] for n in names],
+        0.4,
+        label=f"loss on this objective at the {trade['reference']} optimum",
+    )
     ax.set_yticks(y)
     ax.set_yticklabels(names, fontsize=7)
     ax.axvline(0, color="gray", lw=1)

@@ -35,7 +35,9 @@ def normalise_prior(prior: Mapping[str, float] | ArrayLike, domains: Sequence[st
     return vec / vec.sum()
 
 
-def feasible_bounds(domains: Sequence[str], constraints: Constraints) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def feasible_bounds(
+    domains: Sequence[str], constraints: Constraints
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Lower and upper weight per domain; the upper bound includes availability x max_epochs / budget.
 
     Raises ``ValueError`` when no mixture satisfies the bounds (sum of lower > 1 or sum of upper < 1).
@@ -48,7 +50,9 @@ def feasible_bounds(domains: Sequence[str], constraints: Constraints) -> tuple[N
         upper = np.minimum(upper, avail * constraints.max_epochs / constraints.budget)
     if (lower > upper + 1e-12).any():
         bad = [d for d, lo, hi in zip(domains, lower, upper, strict=True) if lo > hi + 1e-12]
-        raise ValueError(f"infeasible bounds: minimum weight above the maximum (or availability cap) for {bad}")
+        raise ValueError(
+            f"infeasible bounds: minimum weight above the maximum (or availability cap) for {bad}"
+        )
     if lower.sum() > 1 + 1e-9:
         raise ValueError(f"infeasible bounds: minimum weights sum to {lower.sum():.4f} > 1")
     if upper.sum() < 1 - 1e-9:
@@ -99,7 +103,10 @@ def sample_dirichlet(
     d = len(center)
     base = (center + floor) / (center + floor).sum()
     parts = np.array_split(np.arange(n), len(concentrations))
-    out = [rng.dirichlet(np.maximum(base * c * d, 1e-3), size=len(idx)) for c, idx in zip(concentrations, parts, strict=True)]
+    out = [
+        rng.dirichlet(np.maximum(base * c * d, 1e-3), size=len(idx))
+        for c, idx in zip(concentrations, parts, strict=True)
+    ]
     W = np.vstack(out)
     W = np.nan_to_num(W, nan=0.0)
     sums = W.sum(axis=1, keepdims=True)

@@ -1,0 +1,110 @@
+"""Benchmark mixlab's mixture regression against RegMix's own regressors on RegMix's released 1M runs.
+
+Fits on the 512 train runs, scores Spearman x100 on the 256 held-out test runs, per Pile loss. mixlab's
+regressor is chosen per target by 5-fold CV on the train runs only (``select_model``); the test set is
+used only for the printed score. Also times one fit of the chosen model + a 100k-mixture top-k search.
+
+    .venv/bin/python bench/bench_regmix.py            # all 13 losses (a few minutes on 2 cores)
+    .venv/bin/python bench/bench_regmix.py --quick    # Pile-CC only
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mixlab.regression import make_regressor, score_predictions, select_model
+from mixlab.search import simulate_topk
+from mixlab.swarm import read_metrics, read_ratios
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "regmix"
+PILE_CC = "metric/the_pile_pile_cc_val_loss"
+
+
+def spearman100(model_name: str, Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray) -> float:
+    """Test Spearman x100 of ``model_name`` fitted on the train runs."""
+    return 100 * score_predictions(yte, make_regressor(model_name).fit(Xtr, ytr).predict(Xte))["spearman"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="Pile-CC only")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+    if not (DATA / "train_mixture_1m.csv").exists():
+        print(f"RegMix data not found at {DATA}")
+        return 1
+    warnings.filterwarnings("ignore", category=UserWarning)
+    train_r, test_r = read_ratios(DATA / "train_mixture_1m.csv"), read_ratios(DATA / "test_mixture_1m.csv")
+    train_m, test_m = (
+        read_metrics(DATA / "train_pile_loss_1m.csv"),
+        read_metrics(DATA / "test_pile_loss_1m.csv"),
+    )
+    Xtr, Xte = train_r.to_numpy(), test_r[train_r.columns].to_numpy()
+    targets = [PILE_CC] if args.quick else list(train_m.columns)
+
+    rows = []
+    t_select = 0.0
+    for col in targets:
+        ytr, yte = train_m[col].to_numpy(), test_m[col].to_numpy()
+        t0 = time.perf_counter()
+        chosen, table = select_model(Xtr, ytr, folds=args.folds)
+        t_select += time.perf_counter() - t0
+        rows.append(
+            {
+                "target": col.removeprefix("metric/the_pile_").removesuffix("_val_loss"),
+                "linear": spearman100("linear", Xtr, ytr, Xte, yte),
+                "lightgbm": spearman100("lightgbm", Xtr, ytr, Xte, yte),
+                "chosen": chosen,
+                "cv": 100 * float(table.loc[chosen, "spearman"]),
+                "mixlab": spearman100(chosen, Xtr, ytr, Xte, yte),
+            }
+        )
+        r = rows[-1]
+        print(
+            f"{r['target']:18s} linear {r['linear']:6.2f}  RegMix-LightGBM {r['lightgbm']:6.2f}  "
+            f"mixlab[{r['chosen']}] {r['mixlab']:6.2f} (CV {r['cv']:.2f})",
+            flush=True,
+        )
+
+    def summary(label: str, sel: list[dict]) -> None:
+        lin = np.mean([r["linear"] for r in sel])
+        lgb = np.mean([r["lightgbm"] for r in sel])
+        mix = np.mean([r["mixlab"] for r in sel])
+        print(
+            f"{label}: test Spearman x100  linear {lin:.2f} | RegMix LightGBM {lgb:.2f} | mixlab (CV-selected) "
+            f"{mix:.2f}  -> mixlab - LightGBM = {mix - lgb:+.2f}, ratio {mix / lgb:.4f} (target >= 99.2)"
+        )
+
+    print()
+    summary("Pile-CC", [r for r in rows if r["target"] == "pile_cc"])
+    if len(rows) > 1:
+        summary(f"mean over {len(rows)} losses", rows)
+    print(f"model selection (5-fold CV of {len(table)} candidates x {len(rows)} target(s)): {t_select:.1f} s")
+
+    # fit + 100k-mixture search, Pile-CC, with the model CV chose for it
+    chosen = next(r["chosen"] for r in rows if r["target"] == "pile_cc")
+    prior = Xtr.mean(axis=0)
+    t0 = time.perf_counter()
+    model = make_regressor(chosen).fit(Xtr, train_m[PILE_CC].to_numpy())
+    t_fit = time.perf_counter() - t0
+    w = simulate_topk(model.predict, prior, n=100_000, k=128, seed=0, direction="min")
+    t_total = time.perf_counter() - t0
+    best = dict(sorted(zip(train_r.columns, w, strict=True), key=lambda kv: -kv[1])[:4])
+    print(
+        f"fit ({chosen}) {t_fit:.2f} s + 100k-mixture top-k search {t_total - t_fit:.2f} s = {t_total:.2f} s "
+        f"(target < 10 s); predicted Pile-CC loss at optimum {model.predict(w[None])[0]:.4f} "
+        f"(best train run {train_m[PILE_CC].min():.4f}); top weights "
+        + ", ".join(f"{k.removeprefix('train_the_pile_')}={v:.3f}" for k, v in best.items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

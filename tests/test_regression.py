@@ -1,0 +1,246 @@
+"""Tests of mixlab.regression: the regressor zoo, CV model selection, targets, persistence and `mixlab fit`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixlab.cli import main
+from mixlab.regression import (
+    Target,
+    cross_validate,
+    fit_targets,
+    load_fit,
+    make_regressor,
+    save_fit,
+    score_predictions,
+    select_model,
+)
+from mixlab.swarm import read_metrics, read_ratios
+
+REGMIX = Path(__file__).resolve().parents[2] / "shared" / "data" / "regmix"
+PILE_CC = "metric/the_pile_pile_cc_val_loss"
+
+
+def _regmix() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    if not (REGMIX / "train_mixture_1m.csv").exists():
+        pytest.skip(f"RegMix runs not found at {REGMIX}")
+    return (
+        read_ratios(REGMIX / "train_mixture_1m.csv"),
+        read_metrics(REGMIX / "train_pile_loss_1m.csv"),
+        read_ratios(REGMIX / "test_mixture_1m.csv"),
+        read_metrics(REGMIX / "test_pile_loss_1m.csv"),
+    )
+
+
+def _synthetic_swarm(n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.ones(4), size=n)
+    ids = pd.Index([f"r{i}" for i in range(n)], name="run")
+    ratios = pd.DataFrame(W, columns=["code", "web", "math", "chat"], index=ids)
+    metrics = pd.DataFrame(
+        {
+            "loss/web": 3.0 - 0.3 * np.log(W[:, 1] + 0.01) + rng.normal(0, 0.01, n),
+            "a/acc": 0.25 + 0.5 * W[:, 2] + rng.normal(0, 0.005, n),
+            "b/acc": 0.3 + 0.4 * W[:, 0] + rng.normal(0, 0.005, n),
+        },
+        index=ids,
+    )
+    return ratios, metrics
+
+
+def test_cv_selected_model_beats_ridge_on_regmix() -> None:
+    """On half of RegMix's train runs, CV picks a nonlinear model, and it beats Ridge on the held-out test runs."""
+    ratios, metrics, test_r, test_m = _regmix()
+    X, y = ratios.to_numpy()[:256], metrics[PILE_CC].to_numpy()[:256]
+    best, table = select_model(X, y, ["ridge", "log_ridge", "lightgbm_tuned"], folds=3)
+    assert best != "ridge"
+    assert table.loc[best, "spearman"] > table.loc["ridge", "spearman"] + 0.05
+    assert table["chosen"].sum() == 1 and table.loc[best, "chosen"]
+    test_y = test_m[PILE_CC].to_numpy()
+    chosen = score_predictions(test_y, make_regressor(best).fit(X, y).predict(test_r.to_numpy()))
+    ridge = score_predictions(test_y, make_regressor("ridge").fit(X, y).predict(test_r.to_numpy()))
+    assert chosen["spearman"] > 0.97 > ridge["spearman"]
+    assert chosen["mae"] < ridge["mae"]
+
+
+def test_cross_validate_reports_metrics() -> None:
+    ratios, metrics = _synthetic_swarm()
+    scores = cross_validate("log_ridge", ratios.to_numpy(), metrics["a/acc"].to_numpy(), folds=4)
+    assert set(scores) >= {"spearman", "pearson", "mae"}
+    assert scores["spearman"] > 0.9 and scores["pearson"] > 0.9 and scores["mae"] < 0.02
+
+
+def test_mixing_law_recovers_exponential_law() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.dirichlet(np.ones(5), size=200)
+    t = np.array([-2.0, 0.5, 1.0, -0.5, 0.0])
+    y = 2.0 + 1.5 * np.exp(X @ t)
+    model = make_regressor("mixing_law").fit(X, y)
+    assert np.max(np.abs(model.predict(X) - y)) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["gp", "bootstrap"])
+def test_uncertainty_models_give_std(name: str) -> None:
+    ratios, metrics = _synthetic_swarm(n=50)
+    X, y = ratios.to_numpy(), metrics["a/acc"].to_numpy()
+    model = make_regressor(name).fit(X, y)
+    mean, std = model.predict_with_std(X[:5])
+    assert mean.shape == std.shape == (5,)
+    assert np.all(std > 0)
+    assert np.corrcoef(model.predict(X), y)[0, 1] > 0.95
+
+
+def test_unknown_model_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown regressor"):
+        make_regressor("xgboost")
+
+
+def test_sum_target_direction_and_persistence(tmp_path: Path) -> None:
+    ratios, metrics = _synthetic_swarm()
+    ratios_path, metrics_path = tmp_path / "ratios.csv", tmp_path / "metrics.csv"
+    ratios.to_csv(ratios_path)
+    metrics.to_csv(metrics_path)
+    total = Target.sum_of(["a/acc", "b/acc"], name="total")
+    loss = Target.column("loss/web")
+    assert total.direction == "max" and loss.direction == "min"
+    result = fit_targets(
+        read_ratios(ratios_path),
+        read_metrics(metrics_path),
+        [total, loss],
+        model="log_ridge",
+        folds=3,
+        sources={"ratios": str(ratios_path), "metrics": str(metrics_path)},
+    )
+    np.testing.assert_allclose(result.values["total"], metrics["a/acc"] + metrics["b/acc"])
+    assert set(result.summary().index) == {"total", "loss/web"}
+    save_fit(result, tmp_path / "fit")
+    again = load_fit(tmp_path / "fit")
+    X = ratios.to_numpy()[:7]
+    np.testing.assert_allclose(again.predict(X, "total"), result.predict(X, "total"))
+    # a changed input table invalidates the saved fit
+    metrics.iloc[0, 0] += 1
+    metrics.to_csv(metrics_path)
+    with pytest.raises(ValueError, match="changed"):
+        load_fit(tmp_path / "fit")
+
+
+def test_fit_cli_predict_writes_id_and_prediction(tmp_path: Path) -> None:
+    ratios, metrics, test_r, _ = _regmix()
+    ratios.iloc[:80].to_csv(tmp_path / "ratios.csv")  # id column 'index'
+    metrics.iloc[:80].to_csv(tmp_path / "metrics.csv")
+    other = test_r.iloc[:10].copy()
+    other.index = pd.Index([f"cand{i}" for i in range(10)], name="run_id")
+    other.to_csv(tmp_path / "other.csv")
+    out = tmp_path / "pred.csv"
+    code = main(
+        [
+            "fit",
+            "--ratios",
+            str(tmp_path / "ratios.csv"),
+            "--metrics",
+            str(tmp_path / "metrics.csv"),
+            "--target",
+            PILE_CC,
+            "--model",
+            "log_ridge",
+            "--cv",
+            "3",
+            "--predict",
+            str(tmp_path / "other.csv"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["run_id", "prediction"]
+    assert list(df["run_id"]) == [f"cand{i}" for i in range(10)]
+    assert df["prediction"].between(3.0, 8.0).all()
+
+
+def test_fit_cli_writes_fit_folder(tmp_path: Path) -> None:
+    ratios, metrics = _synthetic_swarm()
+    ratios.to_csv(tmp_path / "ratios.csv")
+    metrics.to_csv(tmp_path / "metrics.csv")
+    code = main(
+        [
+            "fit",
+            "--ratios",
+            str(tmp_path / "ratios.csv"),
+            "--metrics",
+            str(tmp_path / "metrics.csv"),
+            "--sum-of",
+            "a/acc,b/acc",
+            "--name",
+            "total",
+            "--model",
+            "ridge",
+            "--cv",
+            "3",
+            "--out",
+            str(tmp_path / "fit"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "fit" / "fit.json").exists()
+    assert (tmp_path / "fit" / "cv_total.png").stat().st_size > 1000
+    assert "total" in pd.read_csv(tmp_path / "fit" / "cv.csv")["target"].tolist()
+
+
+def test_malformed_ratios_error_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ratios, metrics = _synthetic_swarm(n=10)
+    ratios = ratios.astype(object)
+    ratios.iloc[2, 1] = "lots"
+    ratios.to_csv(tmp_path / "ratios.csv")
+    metrics.to_csv(tmp_path / "metrics.csv")
+    code = main(["fit", "--ratios", str(tmp_path / "ratios.csv"), "--metrics", str(tmp_path / "metrics.csv")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "ratios.csv" in err and "line 4" in err and "web" in err
+
+
+def test_missing_target_column_and_id_column_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ratios, metrics = _synthetic_swarm(n=10)
+    ratios.to_csv(tmp_path / "ratios.csv")
+    metrics.to_csv(tmp_path / "metrics.csv")
+    code = main(
+        [
+            "fit",
+            "--ratios",
+            str(tmp_path / "ratios.csv"),
+            "--metrics",
+            str(tmp_path / "metrics.csv"),
+            "--target",
+            "c/acc",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "metrics.csv" in err and "c/acc" in err
+    metrics.reset_index(drop=True).to_csv(tmp_path / "noid.csv", index=False)
+    code = main(["fit", "--ratios", str(tmp_path / "ratios.csv"), "--metrics", str(tmp_path / "noid.csv")])
+    assert code == 1 and "no run id column" in capsys.readouterr().err
+
+
+def test_rows_off_simplex_are_renormalised_with_warning(tmp_path: Path) -> None:
+    ratios, _ = _synthetic_swarm(n=10)
+    (ratios * 1.5).to_csv(tmp_path / "ratios.csv")
+    with pytest.warns(UserWarning, match="renormalised"):
+        back = read_ratios(tmp_path / "ratios.csv")
+    np.testing.assert_allclose(back.sum(axis=1), 1.0)
+
+
+def test_failed_runs_are_excluded_with_warning() -> None:
+    ratios, metrics = _synthetic_swarm(n=30)
+    metrics["status"] = "ok"
+    metrics.iloc[0, metrics.columns.get_loc("status")] = "failed"
+    with pytest.warns(UserWarning, match="not 'ok'"):
+        result = fit_targets(ratios, metrics, [Target.column("a/acc")], model="ridge", folds=3)
+    assert len(result.oof["a/acc"]) == 29
