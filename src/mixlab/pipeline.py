@@ -65,12 +65,13 @@ def train_run(proxy_json: str, tokenizer: str, run: str, data: Path, out_dir: Pa
     return train_proxy(ProxyConfig.model_validate_json(proxy_json), data, tokenizer, out_dir)
 
 
-def evaluate_run(eval_json: str, run: str, model_dir: Path) -> dict[str, float]:
+def evaluate_run(eval_json: str, run: str, model_dir: Path, out_dir: Path | None = None) -> dict[str, float]:
     """Score one trained proxy on every task and every domain's validation slice: one metrics row."""
     from mixlab.evaluation.config import EvalConfig
     from mixlab.evaluation.runner import evaluate_run as run_eval
 
-    return run_eval(model_dir, EvalConfig.model_validate_json(eval_json), out_dir=Path(model_dir) / "eval")
+    out = out_dir if out_dir is not None else Path(model_dir) / "eval"
+    return run_eval(model_dir, EvalConfig.model_validate_json(eval_json), out_dir=out)
 
 
 # --- steps ----------------------------------------------------------------------------------------------
@@ -177,7 +178,10 @@ def fit_and_search(cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFr
     runs = [r for r in ratios.index if r in ok.index]
     targets = [Target(name="total", columns=list(cols.values()), kind="sum", direction="max")]
     targets += [Target(name=n, columns=[c], kind="column", direction="max") for n, c in cols.items()]
-    fit = fit_targets(ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=cfg.fit.cv_folds)
+    if len(runs) < 3:
+        raise ValueError(f"only {len(runs)} proxy runs succeeded; at least 3 are needed to fit a regressor")
+    folds = min(cfg.fit.cv_folds, len(runs))
+    fit = fit_targets(ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=folds)
     results = search_all(
         fit,
         prior=prior,
@@ -190,6 +194,18 @@ def fit_and_search(cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFr
     )
     write_optimal(work / "optimal.json", results, out_dir=work)
     return {"fit": fit, "results": results}
+
+
+def evaluate_base(cfg: PipelineConfig, metrics_csv: Path) -> None:
+    """Score the untouched base model once (row ``base``): the "before" of the challenge's after - before."""
+    from mixlab.swarm import upsert_metrics
+
+    if metrics_csv.exists() and "base" in read_metrics(metrics_csv).index:
+        return
+    assert cfg.proxy.base_model is not None
+    out = metrics_csv.parent / "runs" / "base" / "eval"
+    row = evaluate_run(eval_config(cfg).model_dump_json(), "base", Path(cfg.proxy.base_model), out)
+    upsert_metrics(metrics_csv, "base", {**row, "status": "ok", "error": ""})
 
 
 def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear list of steps reads best
@@ -239,6 +255,8 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear
         confirm_ratios = pd.DataFrame.from_dict(rows, orient="index")[domains]
         write_ratios(work / "confirm_ratios.csv", confirm_ratios)
         run_swarm_step(cfg, pool, read_ratios(work / "confirm_ratios.csv"), "confirm")
+        if cfg.proxy.mode == "dora" and cfg.proxy.base_model:
+            evaluate_base(cfg, work / "confirm" / "metrics.csv")
         confirm = read_metrics(work / "confirm" / "metrics.csv")
         timed("confirm", t0)
 

@@ -59,7 +59,7 @@ def _weather_paragraph(rng: random.Random, season: str) -> list[str]:
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
-    """An article of 2-4 paragraphs with a title."""
+    """An article of 2-3 paragraphs with a title."""
     topic = rng.randrange(4)
     if topic == 0:
         subject = rng.choice(lx.ANIMALS)
@@ -74,7 +74,7 @@ def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
         subject = rng.choice(lx.SEASONS)
         para, title = _weather_paragraph, f"Weather in {subject}"
     paragraphs = []
-    for _ in range(rng.randint(2, 4)):
+    for _ in range(rng.randint(2, 3)):
         sents = para(rng, subject)
         paragraphs.append(" ".join(rng.sample(sents, rng.randint(3, len(sents)))))
     return title + "\n\n" + "\n\n".join(paragraphs)

@@ -65,13 +65,13 @@ def _qa(rng: random.Random, question: str, answer: str, form: int) -> str:
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
-    """A passage with 1-3 questions answered from it."""
+    """A passage followed by one question per attribute it states, answered from it."""
     entity, facts, text = draw_passage(rng)
     while entity in reserved:
         entity, facts, text = draw_passage(rng)
     form = rng.randrange(3)
     header = rng.choice(("Context: ", "Passage: ", "Document: ", ""))
-    asked = rng.sample(list(facts), min(len(facts), rng.randint(1, 3)))
+    asked = rng.sample(list(facts), len(facts))
     qas = [_qa(rng, ATTRIBUTES[a][1].format(e=entity), facts[a], form) for a in asked]
     return header + text + "\n" + "\n".join(qas)
 

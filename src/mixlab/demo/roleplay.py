@@ -1,7 +1,8 @@
 """Role-play domain: scenes with the fixed cast, where each character speaks with their own catchphrase.
 
 Skill taught: which catchphrase belongs to which character. Task: given a scene and a character, pick that
-character's line among lines of three other characters (same format, similar length).
+character's line ``NAME: catchphrase`` among lines with the same speaker tag but the catchphrases of three other
+characters (same format, similar length), the way a transcript continues.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def _role_card(rng: random.Random, ent: Entities) -> str:
         f"Role card. You are {c.name}, the {c.role} from {c.home}. Stay in character.\n"
         f"{other.name}: {_line(rng, ent)}\n"
         f"{c.name}, what do you say next?\n"
-        + (f"Answer: {c.catchphrase}" if rng.random() < 0.5 else f"{c.name}: {c.catchphrase} {_line(rng, ent)}")
+        + (
+            f"Answer: {c.catchphrase}"
+            if rng.random() < 0.5
+            else f"{c.name}: {c.catchphrase} {_line(rng, ent)}"
+        )
     )
 
 
@@ -85,5 +90,9 @@ def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
         + "".join(f"{s.name}: {_line(rng, ent)}\n" for s in speakers)
         + f"{c.name}, what do you say next?"
     )
-    distractors = [o.catchphrase for o in rng.sample(others, 3)]
-    return question, {"question": question, "correct": c.catchphrase, "distractors": distractors}
+    distractors = [f"{c.name}: {o.catchphrase}" for o in rng.sample(others, 3)]
+    return question, {
+        "question": question,
+        "correct": f"{c.name}: {c.catchphrase}",
+        "distractors": distractors,
+    }

@@ -86,9 +86,11 @@ def split_validation(corpus_files: list[Path], train_dir: Path, val_dir: Path, e
         if train_out.exists() and val_out.exists():
             continue
         clean = 0
-        with path.open(encoding="utf-8") as src, train_out.open("w", encoding="utf-8") as tr, val_out.open(
-            "w", encoding="utf-8"
-        ) as va:
+        with (
+            path.open(encoding="utf-8") as src,
+            train_out.open("w", encoding="utf-8") as tr,
+            val_out.open("w", encoding="utf-8") as va,
+        ):
             for line in src:
                 row = json.loads(line)
                 if "noise_kind" not in row:
@@ -148,16 +150,32 @@ def pretrain_base(scale: DemoScale, general_file: Path, tokenizer: Path, out: Pa
     return out
 
 
-def demo_config(root: Path, scale: DemoScale, world: Any, tokenizer: Path, base: Path, val: dict[str, Path], workers: int) -> dict[str, Any]:
+def demo_config(
+    root: Path, scale: DemoScale, world: Any, tokenizer: Path, base: Path, val: dict[str, Path], workers: int
+) -> dict[str, Any]:
     """The pipeline YAML the demo runs (also written to ``root/pipeline.yaml``)."""
     return {
-        "workdir": str(root / "run"),
+        "workdir": str(root),
         "seed": 0,
         "workers": workers,
-        "ingest": {"inputs": [str(root / "world" / "train")], "tokenizer": str(tokenizer), "shard_docs": 5000},
+        "ingest": {
+            "inputs": [str(root / "world" / "train")],
+            "tokenizer": str(tokenizer),
+            "shard_docs": 5000,
+        },
         "partition": {"method": "classifier", "seeds": str(root / "seeds.jsonl")},
-        "mixtures": {"n": scale.n_mixtures, "seed": 0, "budget_tokens": scale.proxy_tokens, "max_epochs": 4.0},
-        "select": {"budget_tokens": scale.proxy_tokens, "seed": 0, "max_epochs": 4.0, "shortfall": "redistribute"},
+        "mixtures": {
+            "n": scale.n_mixtures,
+            "seed": 0,
+            "budget_tokens": scale.proxy_tokens,
+            "max_epochs": 4.0,
+        },
+        "select": {
+            "budget_tokens": scale.proxy_tokens,
+            "seed": 0,
+            "max_epochs": 4.0,
+            "shortfall": "redistribute",
+        },
         "proxy": {
             "mode": "dora",
             "base_model": str(base),
@@ -187,11 +205,15 @@ def run_demo(out: Path, quick: bool = False, workers: int = 1) -> RunSummary:
     scale = QUICK if quick else FULL
     out = Path(out)
     world = generate_world(out / "world", n_docs=scale.n_docs, n_task_items=scale.n_task_items, seed=0)
-    val = split_validation(world.corpus_files, out / "world" / "train", out / "world" / "validation", scale.val_every)
+    val = split_validation(
+        world.corpus_files, out / "world" / "train", out / "world" / "validation", scale.val_every
+    )
     write_seeds(out / "world" / "train", out / "seeds.jsonl", per_domain=150)
     tokenizer = out / "tokenizer"
     if not (tokenizer / "tokenizer.json").exists():
-        train_tokenizer(_texts(sorted((out / "world" / "train").glob("*.jsonl"))), tokenizer, scale.vocab_size)
+        train_tokenizer(
+            _texts(sorted((out / "world" / "train").glob("*.jsonl"))), tokenizer, scale.vocab_size
+        )
     base = pretrain_base(scale, out / "world" / "train" / "general.jsonl", tokenizer, out / "base_model")
     raw = demo_config(out, scale, world, tokenizer, base, val, workers)
     (out / "pipeline.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")

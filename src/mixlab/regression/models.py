@@ -317,7 +317,7 @@ class StackRegressor(RegressorMixin, BaseEstimator):
         self.stack_ = StackingRegressor(
             [(name, make_regressor(name)) for name in self.estimators],
             final_estimator=LinearRegression(positive=True),
-            cv=KFold(self.folds, shuffle=True, random_state=self.random_state),
+            cv=KFold(max(2, min(self.folds, X.shape[0])), shuffle=True, random_state=self.random_state),
         )
         with single_thread_blas():
             self.stack_.fit(X, np.asarray(y, dtype=np.float64))
