@@ -47,7 +47,13 @@ class EvaluationSection(_Strict):
 
 
 class FitSection(_Strict):
-    model: str = Field("auto", description="regressor: auto (chosen by CV) | ridge | lightgbm | mixing_law | gp | stack")
+    model: str = Field(
+        "auto",
+        description=(
+            "regressor: auto (chosen by CV) | linear | ridge | log_ridge | lightgbm | lightgbm_tuned | "
+            "mixing_law | gp | bootstrap | stack"
+        ),
+    )
     cv_folds: int = Field(5, description="cross-validation folds")
 
 
@@ -57,6 +63,8 @@ class SearchSection(_Strict):
     top_k: int = Field(128, description="average the k best predicted mixtures")
     objective: str = Field("total", description="objective whose optimum builds the dataset: total or a task name")
     kl_weight: float = Field(0.0, description="pull toward the prior (constrained search)")
+    min_weight: float = Field(0.0, description="lower bound of every domain's weight")
+    max_weight: float = Field(1.0, description="upper bound of every domain's weight")
 
 
 class BuildSection(_Strict):

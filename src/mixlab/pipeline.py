@@ -167,9 +167,20 @@ def run_swarm_step(cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: 
     )
 
 
-def fit_and_search(cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFrame, prior: dict[str, float]) -> dict[str, Any]:
-    """Fit one regressor per objective (total + each task), search each optimum, write optimal*.json."""
+def fit_and_search(
+    cfg: PipelineConfig,
+    ratios: pd.DataFrame,
+    metrics: pd.DataFrame,
+    prior: dict[str, float],
+    available: dict[str, int],
+) -> dict[str, Any]:
+    """Fit one regressor per objective (total + each task), search each optimum, write optimal*.json.
+
+    The search respects what the pool holds: no domain may need more than ``max_epochs`` passes over its
+    available tokens at the final build budget.
+    """
     from mixlab.regression.fit import Target, fit_targets
+    from mixlab.search.config import Constraints
     from mixlab.search.run import search_all, write_optimal
 
     work = Path(cfg.workdir)
@@ -182,9 +193,17 @@ def fit_and_search(cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFr
         raise ValueError(f"only {len(runs)} proxy runs succeeded; at least 3 are needed to fit a regressor")
     folds = min(cfg.fit.cv_folds, len(runs))
     fit = fit_targets(ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=folds)
+    constraints = Constraints(
+        min_weight=cfg.search.min_weight,
+        max_weight=cfg.search.max_weight,
+        availability={d: float(v) for d, v in available.items()},
+        budget=float(cfg.build.budget_tokens),
+        max_epochs=cfg.select.max_epochs,
+    )
     results = search_all(
         fit,
         prior=prior,
+        constraints=constraints,
         method=cfg.search.method,
         n_samples=cfg.search.n_samples,
         top_k=cfg.search.top_k,
@@ -235,7 +254,10 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear
 
     t0 = time.perf_counter()
     baselines = baseline_mixtures(cfg, pool, domains)
-    found = fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"])
+    from mixlab.mixtures.sampler import available_tokens
+
+    available = available_tokens(pool, view=cfg.mixtures)
+    found = fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"], available)
     optimal_weights: dict[str, float] = found["results"]["objectives"][cfg.search.objective]["weights"]
     timed("fit+search", t0)
 

@@ -62,7 +62,7 @@ def _role_card(rng: random.Random, ent: Entities) -> str:
         f"{other.name}: {_line(rng, ent)}\n"
         f"{c.name}, what do you say next?\n"
         + (
-            f"Answer: {c.catchphrase}"
+            f"Answer: {c.name}: {c.catchphrase}"
             if rng.random() < 0.5
             else f"{c.name}: {c.catchphrase} {_line(rng, ent)}"
         )

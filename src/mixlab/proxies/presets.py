@@ -35,7 +35,7 @@ class ModelPreset:
         return self.num_layers * (attn + mlp + 2 * h) + h
 
 
-#: Presets by name. Non-embedding parameter counts: demo 20,640; tiny-1m 1,066,368;
+#: Presets by name. Non-embedding parameter counts: demo 20,640; demo-base 328,320; tiny-1m 1,066,368;
 #: small-15m 15,341,952; medium-60m 60,964,480.
 PRESETS: dict[str, ModelPreset] = {
     "demo": ModelPreset(
@@ -44,6 +44,13 @@ PRESETS: dict[str, ModelPreset] = {
         num_heads=2,
         intermediate_size=64,
         description="20,640 non-embedding params: tests and the embedded demo world",
+    ),
+    "demo-base": ModelPreset(
+        hidden_size=128,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=256,
+        description="328,320 non-embedding params: the embedded demo's base model (trains in a minute on CPU)",
     ),
     "tiny-1m": ModelPreset(
         hidden_size=128,
