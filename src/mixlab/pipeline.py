@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -156,10 +157,13 @@ def run_swarm_step(cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: 
 
     work = Path(cfg.workdir)
     evaluate = partial(evaluate_run, eval_config(cfg).model_dump_json())
+    proxy = cfg.proxy
+    if cfg.workers > 1 and proxy.num_threads is None:  # one process per core, not cores x cores threads
+        proxy = proxy.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // cfg.workers)})
     return run_swarm(
         ratios,
         make_data=partial(make_selection, str(pool.root), cfg.select.model_dump_json(), str(work)),
-        train=partial(train_run, cfg.proxy.model_dump_json(), pool.tokenizer_spec),
+        train=partial(train_run, proxy.model_dump_json(), pool.tokenizer_spec),
         evaluate=evaluate,
         out_dir=work / name,
         metrics_csv=work / name / "metrics.csv",

@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d = sub.add_parser("demo", help="end-to-end run on the embedded demo world (no downloads)")
     d.add_argument("--out", default="runs/demo", help="output folder")
     d.add_argument("--quick", action="store_true", help="a smaller, faster run (used by the tests)")
-    d.add_argument("--workers", type=int, default=1, help="processes for shard stages and proxy runs")
+    d.add_argument("--workers", type=int, default=2, help="processes for shard stages and proxy runs")
     d.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("swarm", help="train + evaluate one proxy per row of a ratios.csv (pool must exist)")
