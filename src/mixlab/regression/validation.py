@@ -84,7 +84,15 @@ def select_model(
         oofs[name] = oof
         rows.append({"model": name, **score_predictions(y, oof)})
     table = pd.DataFrame(rows).set_index("model")
-    order = sorted(table.index, key=lambda n: (_rank_key(table.loc[n], metric), float(table.loc[n, "mae"])))
+    # A model whose out-of-fold errors blow up (e.g. an exponential law extrapolating) can still rank
+    # well; a rank metric alone would choose it. Only models within 3x the best MAE are eligible.
+    mae = table["mae"].astype(float).replace([np.inf, -np.inf], np.nan)
+    eligible = mae <= 3.0 * float(np.nanmin(mae)) if mae.notna().any() else mae.isna()
+    table["eligible"] = eligible.to_numpy()
+    order = sorted(
+        table.index,
+        key=lambda n: (not bool(table.loc[n, "eligible"]), _rank_key(table.loc[n], metric), float(table.loc[n, "mae"])),
+    )
     best = order[0]
     table["chosen"] = table.index == best
     if return_oof:
