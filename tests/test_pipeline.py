@@ -21,7 +21,9 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_quick_demo_produces_report_optimum_and_dataset(demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_demo_produces_report_optimum_and_dataset(
+    demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = demo_dir / "report.html"
     assert report.exists()
     html = report.read_text(encoding="utf-8")

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(not GPT2.exists(), reason="../shared/data (GPT-2
 
 
 def _write_jsonl(path: Path, rows: list[object]) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -149,5 +151,10 @@ def test_ingest_cli_on_shared_corpus(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     pool = Pool.open(tmp_path / "pool")
     assert f"{pool.n_docs()} documents" in out and pool.n_docs() > 100
-    assert main(["ingest", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "p2"), "--tokenizer", str(GPT2)]) == 1
+    assert (
+        main(
+            ["ingest", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "p2"), "--tokenizer", str(GPT2)]
+        )
+        == 1
+    )
     assert "does not exist" in capsys.readouterr().err

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mixlab.dedup.config import DedupConfig
@@ -19,6 +18,7 @@ from mixlab.mixtures.config import MixtureConfig
 from mixlab.proxies.config import ProxyConfig
 from mixlab.quality.config import QualityConfig
 from mixlab.select.config import SelectConfig
+from mixlab.yamlconfig import load_yaml_mapping
 
 
 class _Strict(BaseModel):
@@ -26,7 +26,9 @@ class _Strict(BaseModel):
 
 
 class IngestSection(_Strict):
-    inputs: list[str] = Field(description="input files or folders (JSONL[.gz|.zst], Parquet, LMFlow, HF, ClimbLab)")
+    inputs: list[str] = Field(
+        description="input files or folders (JSONL[.gz|.zst], Parquet, LMFlow, HF, ClimbLab)"
+    )
     tokenizer: str = Field(description="the training tokenizer: folder, tokenizer.json, .model or hub name")
     shard_docs: int = Field(10_000, description="documents per pool shard")
     max_chars: int = Field(1_000_000, description="quarantine documents longer than this")
@@ -43,7 +45,9 @@ class EvaluationSection(_Strict):
     batch_size: int = Field(32, description="multiple-choice scoring batch size")
     limit: int | None = Field(None, description="score only the first N items of each task")
     block_size: int = Field(256, description="context length for per-domain loss")
-    max_docs_per_domain: int | None = Field(None, description="score at most this many validation documents per domain")
+    max_docs_per_domain: int | None = Field(
+        None, description="score at most this many validation documents per domain"
+    )
 
 
 class FitSection(_Strict):
@@ -58,10 +62,14 @@ class FitSection(_Strict):
 
 
 class SearchSection(_Strict):
-    method: Literal["topk", "constrained"] = Field("topk", description="RegMix top-k simulation or constrained")
+    method: Literal["topk", "constrained"] = Field(
+        "topk", description="RegMix top-k simulation or constrained"
+    )
     n_samples: int = Field(100_000, description="simulated mixtures")
     top_k: int = Field(128, description="average the k best predicted mixtures")
-    objective: str = Field("total", description="objective whose optimum builds the dataset: total or a task name")
+    objective: str = Field(
+        "total", description="objective whose optimum builds the dataset: total or a task name"
+    )
     kl_weight: float = Field(0.0, description="pull toward the prior (constrained search)")
     min_weight: float = Field(0.0, description="lower bound of every domain's weight")
     max_weight: float = Field(1.0, description="upper bound of every domain's weight")
@@ -101,12 +109,7 @@ class PipelineConfig(_Strict):
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML; errors name the file and the offending field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: the pipeline config must be a mapping of sections")
+    raw = load_yaml_mapping(path)
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:

@@ -42,7 +42,9 @@ class RunSummary:
 # --- per-run callables for the swarm (module level so they pickle into worker processes) --------------
 
 
-def make_selection(pool_root: str, select_json: str, workdir: str, run: str, weights: dict[str, float]) -> Path:
+def make_selection(
+    pool_root: str, select_json: str, workdir: str, run: str, weights: dict[str, float]
+) -> Path:
     """Select and export the training documents of one proxy run (skipped when already exported)."""
     from mixlab.select.config import SelectConfig
     from mixlab.select.export import export_selection
@@ -133,7 +135,9 @@ def candidate_mixtures(cfg: PipelineConfig, pool: Pool) -> pd.DataFrame:
     path = Path(cfg.workdir) / "ratios.csv"
     if path.exists():
         return read_ratios(path)
-    ratios = sample_mixtures(token_prior(pool, view=cfg.mixtures), cfg.mixtures, available_tokens(pool, view=cfg.mixtures))
+    ratios = sample_mixtures(
+        token_prior(pool, view=cfg.mixtures), cfg.mixtures, available_tokens(pool, view=cfg.mixtures)
+    )
     write_ratios(path, ratios)
     return read_ratios(path)
 
@@ -151,7 +155,9 @@ def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> di
     }
 
 
-def run_swarm_step(cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: str = "swarm") -> pd.DataFrame:
+def run_swarm_step(
+    cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: str = "swarm"
+) -> pd.DataFrame:
     """Train and evaluate one proxy per mixture row; finished runs are skipped, failures recorded."""
     from mixlab.proxies.swarm import run_swarm
 
@@ -231,7 +237,7 @@ def evaluate_base(cfg: PipelineConfig, metrics_csv: Path) -> None:
     upsert_metrics(metrics_csv, "base", {**row, "status": "ok", "error": ""})
 
 
-def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear list of steps reads best
+def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     """Run every stage; return where the report, the optimum and the dataset are."""
     from mixlab.report.build import build_report
     from mixlab.select.config import SelectConfig
@@ -291,11 +297,18 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:  # noqa: PLR0915 - a linear
     timed("report", t0)
     atomic_write_text(work / "timings.json", json.dumps(timings, indent=2))
     return RunSummary(
-        workdir=work, report=report, optimal=work / "optimal.json", dataset=dataset_dir, confirm=confirm, timings=timings
+        workdir=work,
+        report=report,
+        optimal=work / "optimal.json",
+        dataset=dataset_dir,
+        confirm=confirm,
+        timings=timings,
     )
 
 
-def confirm_table(cfg: PipelineConfig, confirm: pd.DataFrame, before: dict[str, float] | None = None) -> pd.DataFrame:
+def confirm_table(
+    cfg: PipelineConfig, confirm: pd.DataFrame, before: dict[str, float] | None = None
+) -> pd.DataFrame:
     """Measured per-task scores and total of each confirmation run (plus the base model when given)."""
     cols = task_columns(cfg)
     table = pd.DataFrame({name: confirm[col] for name, col in cols.items()}, index=confirm.index)

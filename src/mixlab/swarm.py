@@ -29,7 +29,7 @@ def _read_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
         raise SwarmTableError(f"{path}: file does not exist")
     try:
         df = pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - pandas raises many types; name the file
+    except Exception as exc:
         raise SwarmTableError(f"{path}: not a readable CSV: {exc}") from exc
     id_col = next((c for c in ID_COLUMNS if c in df.columns), None)
     if id_col is None:
@@ -58,7 +58,9 @@ def read_ratios(path: str | Path, tolerance: float = 0.02) -> pd.DataFrame:
         bad = values.isna()
         if bad.any():
             row = int(bad.to_numpy().argmax()) + 2
-            raise SwarmTableError(f"{path}: line {row}: column {col!r} is not a number ({df[col].iloc[row - 2]!r})")
+            raise SwarmTableError(
+                f"{path}: line {row}: column {col!r} is not a number ({df[col].iloc[row - 2]!r})"
+            )
         if (values < 0).any():
             row = int((values < 0).to_numpy().argmax()) + 2
             raise SwarmTableError(f"{path}: line {row}: negative weight in column {col!r}")

@@ -41,7 +41,7 @@ def load_tokenizer(spec: str) -> Any:
     elif path.is_dir() or not path.exists():
         try:
             tok = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else spec)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the spec named
+        except Exception as exc:
             raise TokenizerError(f"cannot load tokenizer {spec!r}: {exc}") from exc
     else:
         raise TokenizerError(f"cannot load tokenizer {spec!r}: unsupported file type")

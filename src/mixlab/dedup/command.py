@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from mixlab.dedup.config import DecontamConfig, DedupConfig
 from mixlab.pool.pool import Pool
+from mixlab.yamlconfig import load_section
 
 
 def _load_section(path: str | None, section: str) -> dict[str, Any]:
     """The ``section`` mapping of a YAML file (a pipeline YAML), or the whole file when it has no such key."""
-    if path is None:
-        return {}
-    file = Path(path)
-    if not file.exists():
-        raise FileNotFoundError(f"config file {file} does not exist")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{file}{where}: invalid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level")  # noqa: TRY004 - a user error
-    inner = data.get(section, data)
-    if not isinstance(inner, dict):
-        raise ValueError(f"{file}: section {section!r} must be a mapping")  # noqa: TRY004 - a user error
-    return dict(inner)
+    return {} if path is None else load_section(path, section)
 
 
 def _parse_tasks(spec: str) -> dict[str, str]:

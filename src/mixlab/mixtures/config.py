@@ -99,22 +99,6 @@ def parse_tokens(text: str | int) -> int:
 
 def load_section(path: str, section: str) -> dict:
     """Read YAML ``path`` (``yaml.safe_load``) and return its ``section`` mapping, or the whole mapping."""
-    from pathlib import Path
+    from mixlab.yamlconfig import load_section as _load
 
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: config file does not exist")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{p}:{where}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level")  # noqa: TRY004
-    sub = data.get(section, data)
-    if not isinstance(sub, dict):
-        raise ValueError(f"{p}: section {section!r} must be a mapping")  # noqa: TRY004
-    return sub
+    return _load(path, section)

@@ -68,11 +68,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ingest", help="read JSONL/Parquet/LMFlow/HF/ClimbLab inputs into a sharded pool")
     p.add_argument("inputs", nargs="+", help="files or folders to read")
     p.add_argument("--out", required=True, help="pool folder to create")
-    p.add_argument("--tokenizer", required=True, help="training tokenizer: folder, tokenizer.json, .model or name")
+    p.add_argument(
+        "--tokenizer", required=True, help="training tokenizer: folder, tokenizer.json, .model or name"
+    )
     p.add_argument("--shard-docs", type=int, default=10_000, help="documents per shard")
     p.add_argument("--max-chars", type=int, default=1_000_000, help="quarantine documents longer than this")
     p.add_argument("--text-field", default="text", help="name of the text field/column")
-    p.add_argument("--decode-tokenizer", default=None, help="tokenizer that decodes ClimbLab token ids (GPT-2)")
+    p.add_argument(
+        "--decode-tokenizer", default=None, help="tokenizer that decodes ClimbLab token ids (GPT-2)"
+    )
     p.add_argument("--force", action="store_true", help="rebuild an existing pool made with other settings")
     p.set_defaults(func=_cmd_ingest)
 

@@ -117,7 +117,11 @@ def ingest(
                 reject(rec)
                 continue
             if len(rec.text) > max_chars:
-                reject(Quarantined(rec.file, rec.line, f"document too large: {len(rec.text)} chars > {max_chars}"))
+                reject(
+                    Quarantined(
+                        rec.file, rec.line, f"document too large: {len(rec.text)} chars > {max_chars}"
+                    )
+                )
                 continue
             doc_id = rec.orig_id or f"{rec.source}-{rec.line}"
             if doc_id in seen:

@@ -120,9 +120,13 @@ class Pool:
         atomic_write_text(self.attr_dir(name) / f"{shard}.done", json.dumps({"rows": table.num_rows}))
 
     def write_attr_info(self, name: str, info: dict[str, Any]) -> None:
-        atomic_write_text(self.attr_dir(name) / "attr.json", json.dumps(info, indent=2, sort_keys=True, default=str))
+        atomic_write_text(
+            self.attr_dir(name) / "attr.json", json.dumps(info, indent=2, sort_keys=True, default=str)
+        )
 
-    def read_attr(self, name: str, shard: str | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read_attr(
+        self, name: str, shard: str | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """One shard's attribute table, or all shards concatenated in pool order."""
         shards = [shard] if shard is not None else self.shards
         missing = [s for s in shards if not self.attr_done(name, s)]

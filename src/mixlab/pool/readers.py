@@ -56,7 +56,7 @@ def _open_binary(path: Path) -> BinaryIO:
     name = path.name
     if name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    if name.endswith(".zst") or name.endswith(".zstd"):
+    if name.endswith((".zst", ".zstd")):
         import zstandard
 
         fh = path.open("rb")
@@ -79,7 +79,7 @@ def detect_format(path: Path) -> str:
     if name.endswith(".parquet"):
         return "parquet"
     base = name.removesuffix(".gz").removesuffix(".zst").removesuffix(".zstd")
-    if base.endswith(".jsonl") or base.endswith(".ndjson"):
+    if base.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if base.endswith(".json"):
         with _open_binary(path) as fh:
@@ -242,7 +242,10 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
             files = sorted(
                 f
                 for f in p.rglob("*")
-                if f.is_file() and any(f.name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet"))
+                if f.is_file()
+                and any(
+                    f.name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
+                )
             )
             if not files:
                 raise InputFormatError(f"{p}: directory holds no readable input files")
@@ -252,7 +255,9 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def read_any(path: Path, text_field: str = "text", decode_tokenizer: Any = None) -> Iterator[RawDoc | Quarantined]:
+def read_any(
+    path: Path, text_field: str = "text", decode_tokenizer: Any = None
+) -> Iterator[RawDoc | Quarantined]:
     fmt = detect_format(path)
     if fmt == "jsonl":
         yield from read_jsonl(path, text_field)

@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mixlab.proxies.config import ProxyConfig
+from mixlab.yamlconfig import load_section
 
 #: Sections of a pipeline YAML that may hold the proxy config (else the file itself is the config).
 CONFIG_SECTIONS: tuple[str, ...] = ("proxy", "proxies", "train")
@@ -16,21 +15,7 @@ CONFIG_SECTIONS: tuple[str, ...] = ("proxy", "proxies", "train")
 
 def load_proxy_yaml(path: Path) -> dict[str, Any]:
     """Proxy settings from a YAML file: the whole file, or its ``proxy``/``proxies``/``train`` section."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: config file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f": line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}{where}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a proxy config must be a mapping")  # noqa: TRY004 - a user error
-    for key in CONFIG_SECTIONS:
-        if isinstance(data.get(key), dict):
-            return dict(data[key])
-    return dict(data)
+    return load_section(path, *CONFIG_SECTIONS)
 
 
 def config_from_args(args: argparse.Namespace) -> ProxyConfig:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mixlab.yamlconfig import load_section
 
 
 class FilterRule(BaseModel):
@@ -139,15 +140,7 @@ class QualityConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> QualityConfig:
         """Load a YAML file holding either the quality section itself or a pipeline with ``quality:``."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ValueError(f"{path}{where}: invalid YAML: {exc}") from exc
-        if isinstance(data, dict) and "quality" in data:
-            data = data["quality"] or {}
+        data = load_section(path, "quality")
         try:
             return cls.model_validate(data)
         except Exception as exc:

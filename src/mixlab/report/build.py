@@ -23,13 +23,23 @@ def _domain_table(pool: Pool) -> tuple[pd.DataFrame, dict[str, int], dict[str, i
         docs["domain"] = docs["source"]
     grouped = docs.groupby("domain")["n_tokens"].agg(["count", "sum"])
     table = pd.DataFrame(
-        {"documents": grouped["count"], "tokens": grouped["sum"], "token share": grouped["sum"] / grouped["sum"].sum()}
+        {
+            "documents": grouped["count"],
+            "tokens": grouped["sum"],
+            "token share": grouped["sum"] / grouped["sum"].sum(),
+        }
     )
-    return table, {k: int(v) for k, v in grouped["sum"].items()}, {k: int(v) for k, v in grouped["count"].items()}
+    return (
+        table,
+        {k: int(v) for k, v in grouped["sum"].items()},
+        {k: int(v) for k, v in grouped["count"].items()},
+    )
 
 
 def _exclusions(pool: Pool) -> pd.DataFrame:
-    rows: dict[str, int] = {f"quarantined at ingest: {k}": v for k, v in pool.meta.get("quarantine_reasons", {}).items()}
+    rows: dict[str, int] = {
+        f"quarantined at ingest: {k}": v for k, v in pool.meta.get("quarantine_reasons", {}).items()
+    }
     if pool.has_attr("quality"):
         q = pool.read_attr("quality", columns=["quality_keep", "quality_reason"])
         for reason, n in q.loc[~q["quality_keep"].astype(bool), "quality_reason"].value_counts().items():
@@ -45,7 +55,9 @@ def _exclusions(pool: Pool) -> pd.DataFrame:
 
 def confirm_scores(task_cols: dict[str, str], confirm: pd.DataFrame) -> pd.DataFrame:
     """Per-task measured scores (rows = confirmation runs) plus their total."""
-    table = pd.DataFrame({name: confirm[col] for name, col in task_cols.items() if col in confirm}, index=confirm.index)
+    table = pd.DataFrame(
+        {name: confirm[col] for name, col in task_cols.items() if col in confirm}, index=confirm.index
+    )
     table["total"] = table.sum(axis=1)
     return table
 
@@ -68,7 +80,9 @@ def verdict(scores: pd.DataFrame, baseline_names: list[str], reference: str | No
     return text
 
 
-def build_report(cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFrame | None, timings: dict[str, float]) -> Path:
+def build_report(
+    cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFrame | None, timings: dict[str, float]
+) -> Path:
     """Write ``WORKDIR/report.html`` with tables and plots of every stage's results."""
     work = Path(cfg.workdir)
     pdir = work / "plots"
@@ -81,9 +95,15 @@ def build_report(cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFr
     answer = Section("Result")
     if confirm is not None:
         scores = confirm_scores(task_cols, confirm)
-        answer.highlight = verdict(scores, list(cfg.confirm.baselines), "base" if "base" in scores.index else None)
-        answer.tables.append(("measured task accuracy of proxies trained on each mixture (confirmation runs)", scores))
-        answer.images.append(plots.confirm_scores(scores.drop(columns=["total"]), pdir / "confirm_scores.png"))
+        answer.highlight = verdict(
+            scores, list(cfg.confirm.baselines), "base" if "base" in scores.index else None
+        )
+        answer.tables.append(
+            ("measured task accuracy of proxies trained on each mixture (confirmation runs)", scores)
+        )
+        answer.images.append(
+            plots.confirm_scores(scores.drop(columns=["total"]), pdir / "confirm_scores.png")
+        )
     answer.paragraphs.append(
         f"Optimal mixture (objective '{chosen}') written to {work / 'optimal.json'}; final dataset in "
         f"{work / 'dataset'} (see its manifest.json)."
@@ -110,7 +130,9 @@ def build_report(cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFr
     swarm = Section("Proxy swarm", images=[plots.swarm_mixtures(ratios, pdir / "swarm_mixtures.png")])
     status = metrics["status"].value_counts().to_dict() if "status" in metrics else {}
     swarm.paragraphs.append(f"{len(ratios)} candidate mixtures; run status: {status}.")
-    shown = [c for c in task_cols.values() if c in metrics] + [c for c in metrics.columns if c.startswith("loss/")]
+    shown = [c for c in task_cols.values() if c in metrics] + [
+        c for c in metrics.columns if c.startswith("loss/")
+    ]
     swarm.tables.append(("metrics per run", metrics[shown].join(ratios, how="left")))
     sections.append(swarm)
 
@@ -144,7 +166,9 @@ def build_report(cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFr
             for b in cfg.confirm.baselines:
                 if b in confirm.index:
                     mixes[b] = read_ratios(work / "confirm_ratios.csv").loc[b].to_dict()
-        reg.images.append(plots.mixture_weights(mixes, pdir / "optimal_weights.png", "optimal mixtures vs baselines"))
+        reg.images.append(
+            plots.mixture_weights(mixes, pdir / "optimal_weights.png", "optimal mixtures vs baselines")
+        )
     if confirm is not None and "total" in objectives:
         pred = objectives["total"].get("predicted")
         if pred is not None and "optimal" in confirm.index:
@@ -160,8 +184,10 @@ def build_report(cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFr
         ds = Section(
             "Final dataset",
             paragraphs=[
-                f"budget {manifest.get('budget_tokens')} tokens, achieved {manifest.get('total_tokens')} tokens; "
-                f"files: {', '.join(manifest.get('files', {}))}."
+                (
+                    f"budget {manifest.get('budget_tokens')} tokens, achieved {manifest.get('total_tokens')} tokens; "
+                    f"files: {', '.join(manifest.get('files', {}))}."
+                )
             ],
         )
         if isinstance(per, dict) and per:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +52,7 @@ def write_report(path: Path, title: str, sections: list[Section]) -> Path:
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by mixlab</p>",
+        f"<p>generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by mixlab</p>",
     ]
     for sec in sections:
         parts.append(f"<h2>{html.escape(sec.title)}</h2>")

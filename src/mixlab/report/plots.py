@@ -8,9 +8,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -55,7 +55,9 @@ def quality_histograms(scores: pd.DataFrame, path: Path, bins: int = 40) -> Path
     return _save(fig, path)
 
 
-def mixture_weights(mixtures: Mapping[str, Mapping[str, float]], path: Path, title: str = "mixture weights") -> Path:
+def mixture_weights(
+    mixtures: Mapping[str, Mapping[str, float]], path: Path, title: str = "mixture weights"
+) -> Path:
     """Grouped bars: one group per domain, one bar per named mixture."""
     names = list(mixtures)
     domains = list(next(iter(mixtures.values())))
