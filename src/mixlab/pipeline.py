@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mixlab.config import PipelineConfig
@@ -304,15 +303,3 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
         confirm=confirm,
         timings=timings,
     )
-
-
-def confirm_table(
-    cfg: PipelineConfig, confirm: pd.DataFrame, before: dict[str, float] | None = None
-) -> pd.DataFrame:
-    """Measured per-task scores and total of each confirmation run (plus the base model when given)."""
-    cols = task_columns(cfg)
-    table = pd.DataFrame({name: confirm[col] for name, col in cols.items()}, index=confirm.index)
-    if before is not None:
-        table.loc["base model (before)"] = [before.get(c, np.nan) for c in cols.values()]
-    table["total"] = table[list(cols)].sum(axis=1)
-    return table
