@@ -30,6 +30,7 @@ def test_quick_demo_produces_report_optimum_and_dataset(
     for heading in ("Result", "Corpus and domains", "Proxy swarm", "Regression and search", "Final dataset"):
         assert heading in html
     assert html.count("data:image/png;base64,") >= 5  # plots are embedded
+    assert "standard error of each accuracy" in html
 
     optimal = json.loads((demo_dir / "optimal.json").read_text())
     assert set(optimal["objectives"]) == {"total", *TASKS}

@@ -101,6 +101,15 @@ def build_report(
         answer.tables.append(
             ("measured task accuracy of proxies trained on each mixture (confirmation runs)", scores)
         )
+        stderr_cols = {name: f"{col}_stderr" for name, col in task_cols.items() if f"{col}_stderr" in confirm}
+        if stderr_cols:
+            stderr = pd.DataFrame(
+                {name: confirm[col] for name, col in stderr_cols.items()}, index=confirm.index
+            )
+            stderr["total"] = np.sqrt((stderr**2).sum(axis=1))
+            answer.tables.append(
+                ("standard error of each accuracy (total: tasks taken as independent)", stderr)
+            )
         answer.images.append(
             plots.confirm_scores(scores.drop(columns=["total"]), pdir / "confirm_scores.png")
         )
