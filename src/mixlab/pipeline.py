@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mixlab.config import PipelineConfig
@@ -142,15 +143,25 @@ def candidate_mixtures(cfg: PipelineConfig, pool: Pool) -> pd.DataFrame:
 
 
 def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
-    """The natural token proportions (after exclusions) and the uniform mixture."""
-    from mixlab.mixtures.sampler import token_prior
+    """The natural token proportions (after exclusions) and the uniform mixture.
+
+    Uniform is made feasible at the proxy budget: a domain too small for an equal share (under the
+    epochs cap) gets all it can hold and the rest is spread over the others.
+    """
+    from mixlab.mixtures.sampler import available_tokens, constrain_weights, token_prior, weight_caps
 
     prior = token_prior(pool, view=cfg.mixtures)
     natural = {d: float(prior.get(d, 0.0)) for d in domains}
     total = sum(natural.values())
+    caps = weight_caps(
+        domains, available_tokens(pool, view=cfg.mixtures), cfg.select.budget_tokens, cfg.select.max_epochs
+    )
+    uniform = constrain_weights(np.ones(len(domains)), caps, 0.0)
+    if uniform is None:
+        raise ValueError("the pool cannot hold any mixture at the proxy budget; lower select.budget_tokens")
     return {
         "natural": {d: v / total for d, v in natural.items()},
-        "uniform": {d: 1.0 / len(domains) for d in domains},
+        "uniform": {d: float(w) for d, w in zip(domains, uniform, strict=True)},
     }
 
 
