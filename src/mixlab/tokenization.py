@@ -57,11 +57,3 @@ def count_tokens(tokenizer: Any, texts: Sequence[str], batch_size: int = 1024) -
         counts[start : start + len(batch)] = [len(ids) for ids in enc]
     return counts
 
-
-def encode(tokenizer: Any, texts: Sequence[str], batch_size: int = 1024) -> list[list[int]]:
-    """Token ids (no special tokens) of ``texts``."""
-    out: list[list[int]] = []
-    for start in range(0, len(texts), batch_size):
-        batch = list(texts[start : start + batch_size])
-        out.extend(tokenizer(batch, add_special_tokens=False, return_attention_mask=False)["input_ids"])
-    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,3 @@ class Pool:
 def write_pool_meta(root: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(root / POOL_META, json.dumps(meta, indent=2, sort_keys=True))
 
-
-def iter_batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
