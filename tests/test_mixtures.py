@@ -28,7 +28,9 @@ SOURCE_DOMAIN = {
 }
 DOMAINS = sorted(set(SOURCE_DOMAIN.values()))
 
-pytestmark = pytest.mark.skipif(not GPT2.exists(), reason="../shared/data (corpus, GPT-2 tokenizer) is not available")
+pytestmark = pytest.mark.skipif(
+    not GPT2.exists(), reason="../shared/data (corpus, GPT-2 tokenizer) is not available"
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +107,12 @@ def test_prior_and_uniform_rows_and_no_caps_without_budget(pool: Pool) -> None:
 def test_concentration_controls_entropy_and_distance_to_prior(pool: Pool) -> None:
     prior = token_prior(pool)
     p = np.array([prior[d] for d in DOMAINS])
-    low = sample_mixtures(prior, MixtureConfig(n=150, concentrations=[0.1], include_prior=False, min_weight=0))
-    high = sample_mixtures(prior, MixtureConfig(n=150, concentrations=[30.0], include_prior=False, min_weight=0))
+    low = sample_mixtures(
+        prior, MixtureConfig(n=150, concentrations=[0.1], include_prior=False, min_weight=0)
+    )
+    high = sample_mixtures(
+        prior, MixtureConfig(n=150, concentrations=[30.0], include_prior=False, min_weight=0)
+    )
     assert entropy(low).mean() < entropy(high).mean() - 0.3
     l1_low = np.abs(low.to_numpy() - p).sum(axis=1).mean()
     l1_high = np.abs(high.to_numpy() - p).sum(axis=1).mean()
@@ -142,9 +148,27 @@ def test_infeasible_budget_is_a_clear_error(pool: Pool) -> None:
 def test_cli_mixtures_writes_ratios(pool: Pool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ratios.csv"
     conf = tmp_path / "mixtures.yaml"
-    conf.write_text("mixtures:\n  concentrations: [0.5, 2]\n  min_weight: 0.05\n  domains: [code, rag, reasoning]\n")
-    rc = main(["mixtures", str(pool.root), "--n", "12", "--config", str(conf), "--budget", "20k",
-               "--max-epochs", "3", "--seed", "3", "--out", str(out)])
+    conf.write_text(
+        "mixtures:\n  concentrations: [0.5, 2]\n  min_weight: 0.05\n  domains: [code, rag, reasoning]\n"
+    )
+    rc = main(
+        [
+            "mixtures",
+            str(pool.root),
+            "--n",
+            "12",
+            "--config",
+            str(conf),
+            "--budget",
+            "20k",
+            "--max-epochs",
+            "3",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     ratios = read_ratios(out)
     assert len(ratios) == 12 and list(ratios.columns) == ["code", "rag", "reasoning"]

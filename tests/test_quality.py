@@ -57,7 +57,9 @@ def test_signals_on_crafted_texts() -> None:
     r0 = df.iloc[0]
     assert r0.q_n_words == 11 and r0.q_n_lines == 2
     assert r0.q_stopwords == 3  # the, and, with
-    assert r0.q_mean_word_len == pytest.approx(sum(map(len, ["the", "cat", "and", "the", "dog", "sat", "with", "me", "it", "was", "fine"])) / 11)
+    assert r0.q_mean_word_len == pytest.approx(
+        sum(map(len, ["the", "cat", "and", "the", "dog", "sat", "with", "me", "it", "was", "fine"])) / 11
+    )
     assert r0.q_line_punct_frac == 1.0 and r0.q_alpha_word_frac == 1.0
     r1 = df.iloc[1]
     assert r1.q_dup_line_frac == pytest.approx(2 / 4)
@@ -65,7 +67,9 @@ def test_signals_on_crafted_texts() -> None:
     r2 = df.iloc[2]  # 30 words, one 5-word phrase repeated 6 times
     assert r2.q_dup_5gram_frac == pytest.approx(25 / 30)
     assert r2.q_dup_10gram_frac == pytest.approx(25 / 30)  # repeats start at word 5: words 5..29 covered
-    assert r2.q_top_2gram_frac == pytest.approx(6 * len("three four") / len(texts[2]))  # longest of the 6x 2-grams
+    assert r2.q_top_2gram_frac == pytest.approx(
+        6 * len("three four") / len(texts[2])
+    )  # longest of the 6x 2-grams
     r3 = df.iloc[3]
     assert r3.q_hash_ratio == pytest.approx(2 / 11)  # 11 whitespace words
     assert r3.q_ellipsis_ratio == pytest.approx(2 / 11)
@@ -84,7 +88,10 @@ def test_signals_on_crafted_texts() -> None:
 
 def test_vectorized_equals_reference_on_corpus_sample() -> None:
     rows = _corpus_sample(15, seed=1, max_chars=5000)
-    texts = [r["text"] for r in rows] + ["  leading space, naïve café — “quotes” …", "ÉCOLE été\n\n\nÉCOLE été"]
+    texts = [r["text"] for r in rows] + [
+        "  leading space, naïve café — “quotes” …",
+        "ÉCOLE été\n\n\nÉCOLE été",
+    ]
     got = compute_signals(texts)
     ref = pd.DataFrame([reference_signals(t) for t in texts])
     for col in SIGNAL_COLUMNS:
@@ -164,10 +171,17 @@ def _tiny_llama(tmp_path: Path):
     tok.train_from_iterator(["the cat sat on the mat", "a dog ran in the park", "hello world"] * 20, trainer)
     path = tmp_path / "tok.json"
     tok.save(str(path))
-    hf_tok = PreTrainedTokenizerFast(tokenizer_file=str(path), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(path), bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
     cfg = LlamaConfig(
-        vocab_size=hf_tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+        vocab_size=hf_tok.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
     )
     return LlamaForCausalLM(cfg), hf_tok
 
@@ -284,7 +298,9 @@ def test_stage_writes_quality_and_reuses_signals(small_pool: Path, monkeypatch: 
     assert ((q["quality_reason"] == "") == q["quality_keep"]).all()
     assert sum(summary["by_reason"].values()) == summary["filtered"]
     meta = pool.read_docs(["meta"])["meta"].map(lambda m: json.loads(m).get("noise_kind", ""))
-    assert (~q["quality_keep"][meta.isin(["gibberish", "short_fragment", "boilerplate", "repeated_ngram"])]).all()
+    assert (
+        ~q["quality_keep"][meta.isin(["gibberish", "short_fragment", "boilerplate", "repeated_ngram"])]
+    ).all()
 
     # changing a threshold reruns only the global pass: no signal is recomputed
     calls: list[str] = []
@@ -292,7 +308,9 @@ def test_stage_writes_quality_and_reuses_signals(small_pool: Path, monkeypatch: 
     strict = QualityConfig(filters=[FilterRule(name="too_short", signal="q_n_words", min=80)])
     summary2 = stage.score_quality(pool, strict)
     assert calls == [] and summary2["signals_computed"] == []
-    assert summary2["by_reason"] == {"too_short": int((pool.read_attr("quality_signals")["q_n_words"] < 80).sum())}
+    assert summary2["by_reason"] == {
+        "too_short": int((pool.read_attr("quality_signals")["q_n_words"] < 80).sum())
+    }
 
     # a removed marker: only that shard's signals are redone
     monkeypatch.undo()

@@ -36,7 +36,9 @@ SOURCE_DOMAIN = {
 DOCS_PER_SOURCE = {"python_docs": 12, "xquad": 25}  # others: 45; noise: 45
 DOMAINS = sorted(set(SOURCE_DOMAIN.values()))
 
-pytestmark = pytest.mark.skipif(not GPT2.exists(), reason="../shared/data (corpus, GPT-2 tokenizer) is not available")
+pytestmark = pytest.mark.skipif(
+    not GPT2.exists(), reason="../shared/data (corpus, GPT-2 tokenizer) is not available"
+)
 
 
 def _bucket(doc_id: str) -> int:
@@ -169,7 +171,9 @@ def test_repetition_up_to_epochs_cap_and_shortfall(pool: Pool, docs: pd.DataFram
     assert "'rag'" in msg and f"{rag_tokens:,} available tokens" in msg and "max_epochs 2" in msg
     assert f"{weight * budget:,.0f}" in msg
 
-    red = select_documents(pool, mix, SelectConfig(budget_tokens=budget, max_epochs=2, shortfall="redistribute"))
+    red = select_documents(
+        pool, mix, SelectConfig(budget_tokens=budget, max_epochs=2, shortfall="redistribute")
+    )
     assert red.manifest["redistributed"]["rag"]["granted_tokens"] == pytest.approx(2 * rag_tokens)
     assert red.manifest["redistributed"]["general"]["delta_tokens"] > 0
     assert abs(red.total_tokens - budget) <= int(red.chosen["n_tokens"].max())
@@ -224,13 +228,17 @@ def test_soft_labels_in_selection(pool: Pool) -> None:
     hard_dom = soft.chosen["id"].map(src).map(lambda s: SOURCE_DOMAIN.get(s, "general"))
     mismatch = float((hard_dom != soft.chosen["domain"]).mean())
     assert 0.05 < mismatch < 0.6  # p = 0.75 on the source's domain: some documents move
-    assert (hard.chosen["domain"] == hard.chosen["id"].map(src).map(SOURCE_DOMAIN.get).fillna("general")).all()
+    assert (
+        hard.chosen["domain"] == hard.chosen["id"].map(src).map(SOURCE_DOMAIN.get).fillna("general")
+    ).all()
 
 
 def test_unknown_domain_and_source_fallback(pool: Pool) -> None:
     with pytest.raises(ValueError, match="'legal'.*not found"):
         select_documents(pool, {"legal": 0.5, "code": 0.5}, SelectConfig(budget_tokens=1000))
-    cfg = SelectConfig(budget_tokens=5_000, domain_from="source", source_map={"gsm8k_train": "math", "bfcl": "tools"})
+    cfg = SelectConfig(
+        budget_tokens=5_000, domain_from="source", source_map={"gsm8k_train": "math", "bfcl": "tools"}
+    )
     sel = select_documents(pool, {"math": 0.5, "tools": 0.5}, cfg)
     assert set(sel.chosen["domain"]) == {"math", "tools"}
     assert sel.manifest["exclusions"]["unmapped_source"]["docs"] > 0
@@ -241,8 +249,22 @@ def test_cli_select_and_build(pool: Pool, tmp_path: Path, capsys: pytest.Capture
     mix_path = tmp_path / "mixture.json"
     mix_path.write_text(json.dumps({"weights": MIX}))
     out = tmp_path / "sel"
-    rc = main(["select", str(pool.root), "--mixture", str(mix_path), "--budget", "12k", "--format", "jsonl,lmflow",
-               "--seed", "4", "--out", str(out)])
+    rc = main(
+        [
+            "select",
+            str(pool.root),
+            "--mixture",
+            str(mix_path),
+            "--budget",
+            "12k",
+            "--format",
+            "jsonl,lmflow",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["budget_tokens"] == 12_000 and m["seed"] == 4 and set(m["files"]) == {"data.jsonl", "data.json"}
@@ -250,22 +272,75 @@ def test_cli_select_and_build(pool: Pool, tmp_path: Path, capsys: pytest.Capture
     ratios = tmp_path / "ratios.csv"
     ratios.write_text("run," + ",".join(MIX) + "\nmix-000," + ",".join(str(v) for v in MIX.values()) + "\n")
     out2 = tmp_path / "sel2"
-    assert main(["select", str(pool.root), "--ratios", str(ratios), "--run", "mix-000", "--budget", "12000",
-                 "--seed", "4", "--out", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "select",
+                str(pool.root),
+                "--ratios",
+                str(ratios),
+                "--run",
+                "mix-000",
+                "--budget",
+                "12000",
+                "--seed",
+                "4",
+                "--out",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     assert (out2 / "data.jsonl").read_bytes() == (out / "data.jsonl").read_bytes()
 
     optimal = tmp_path / "optimal.json"
-    optimal.write_text(json.dumps({"objectives": {"total": {"weights": MIX}, "code_only": {"weights": {"code": 1}}},
-                                   "chosen": "total"}))
+    optimal.write_text(
+        json.dumps(
+            {
+                "objectives": {"total": {"weights": MIX}, "code_only": {"weights": {"code": 1}}},
+                "chosen": "total",
+            }
+        )
+    )
     out3 = tmp_path / "final"
     capsys.readouterr()
-    assert main(["build", str(pool.root), "--optimal", str(optimal), "--objective", "code_only", "--budget", "8k",
-                 "--format", "parquet", "--quality-policy", '{"3": 0.6, "2": 0.4}', "--out", str(out3)]) == 0
+    assert (
+        main(
+            [
+                "build",
+                str(pool.root),
+                "--optimal",
+                str(optimal),
+                "--objective",
+                "code_only",
+                "--budget",
+                "8k",
+                "--format",
+                "parquet",
+                "--quality-policy",
+                '{"3": 0.6, "2": 0.4}',
+                "--out",
+                str(out3),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"manifest: {out3 / 'manifest.json'}" in printed and str(out3 / "data.parquet") in printed
     m3 = json.loads((out3 / "manifest.json").read_text())
     assert set(m3["mixture"]) == {"code"} and m3["quality_policy"]["mode"] == "shares"
 
-    rc = main(["select", str(pool.root), "--mixture", str(mix_path), "--budget", "10B", "--out", str(tmp_path / "x")])
+    rc = main(
+        [
+            "select",
+            str(pool.root),
+            "--mixture",
+            str(mix_path),
+            "--budget",
+            "10B",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert rc == 1
     assert "not enough data" in capsys.readouterr().err

@@ -56,4 +56,3 @@ def count_tokens(tokenizer: Any, texts: Sequence[str], batch_size: int = 1024) -
         enc = tokenizer(batch, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         counts[start : start + len(batch)] = [len(ids) for ids in enc]
     return counts
-

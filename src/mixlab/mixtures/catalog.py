@@ -18,7 +18,13 @@ from mixlab.mixtures.config import PoolViewConfig
 from mixlab.pool.pool import Pool, PoolError
 
 #: Exclusion reasons, in the order they are checked (a document gets the first that applies).
-EXCLUSION_REASONS: tuple[str, ...] = ("unmapped_source", "no_domain", "contaminated", "duplicate", "low_quality")
+EXCLUSION_REASONS: tuple[str, ...] = (
+    "unmapped_source",
+    "no_domain",
+    "contaminated",
+    "duplicate",
+    "low_quality",
+)
 
 
 @dataclass
@@ -80,7 +86,9 @@ def load_catalog(pool: Pool, view: PoolViewConfig | None = None) -> Catalog:
     n = len(docs)
     sizes = [pq.read_metadata(pool.shard_path(s)).num_rows for s in pool.shards]
     docs["shard"] = np.repeat(np.array(pool.shards, dtype=object), sizes)
-    docs["row"] = np.concatenate([np.arange(k, dtype=np.int64) for k in sizes]) if sizes else np.zeros(0, np.int64)
+    docs["row"] = (
+        np.concatenate([np.arange(k, dtype=np.int64) for k in sizes]) if sizes else np.zeros(0, np.int64)
+    )
     docs["n_tokens"] = docs["n_tokens"].astype(np.int64)
     excluded = np.full(n, "", dtype=object)
     used: list[str] = []

@@ -46,10 +46,15 @@ def _cmd_mixtures(args: argparse.Namespace) -> int:
     write_ratios(out, ratios)
     ent = entropy(ratios)
     print(f"wrote {len(ratios)} mixtures over {len(ratios.columns)} domains to {out}")
-    print(f"  domains from {catalog.domain_origin}; available tokens: " + ", ".join(f"{d}={t}" for d, t in available.items()))
+    print(
+        f"  domains from {catalog.domain_origin}; available tokens: "
+        + ", ".join(f"{d}={t}" for d, t in available.items())
+    )
     excl = catalog.exclusion_counts()
     if excl:
-        print("  excluded: " + ", ".join(f"{r}={v['docs']} docs/{v['tokens']} tokens" for r, v in excl.items()))
+        print(
+            "  excluded: " + ", ".join(f"{r}={v['docs']} docs/{v['tokens']} tokens" for r, v in excl.items())
+        )
     print(f"  entropy (nats): min {ent.min():.3f}, mean {ent.mean():.3f}, max {ent.max():.3f}")
     return 0
 
@@ -61,7 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", default=None, help="YAML with a `mixtures:` section (MixtureConfig fields)")
     p.add_argument("--budget", default=None, help="token budget (e.g. 10B, 500M): enables availability caps")
     p.add_argument("--max-epochs", type=float, default=None, help="repetition cap per domain (default 4)")
-    p.add_argument("--min-weight", type=float, default=None, help="weights are 0 or at least this (default 0.01)")
+    p.add_argument(
+        "--min-weight", type=float, default=None, help="weights are 0 or at least this (default 0.01)"
+    )
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
     p.add_argument("--out", required=True, help="ratios.csv to write")
     p.set_defaults(func=_cmd_mixtures)

@@ -39,15 +39,21 @@ class PoolViewConfig(BaseModel):
             "(deterministic per (id, seed)) instead of its hard `domain` label"
         ),
     )
-    exclude_low_quality: bool = Field(True, description="exclude quality_keep == False (when `quality` exists)")
+    exclude_low_quality: bool = Field(
+        True, description="exclude quality_keep == False (when `quality` exists)"
+    )
     exclude_duplicates: bool = Field(True, description="exclude dup_keep == False (when `dedup` exists)")
-    exclude_contaminated: bool = Field(True, description="exclude contaminated == True (when `decontam` exists)")
+    exclude_contaminated: bool = Field(
+        True, description="exclude contaminated == True (when `decontam` exists)"
+    )
 
 
 class MixtureConfig(PoolViewConfig):
     """RegMix-style sampling of candidate mixtures around the token prior."""
 
-    n: int = Field(64, ge=1, description="number of candidate mixtures (rows of ratios.csv), prior/uniform included")
+    n: int = Field(
+        64, ge=1, description="number of candidate mixtures (rows of ratios.csv), prior/uniform included"
+    )
     seed: int = Field(0, description="seed of the Dirichlet sampler (same seed => same ratios.csv)")
     concentrations: list[float] = Field(
         default_factory=lambda: [0.1, 0.3, 1.0, 3.0, 10.0],
@@ -59,11 +65,15 @@ class MixtureConfig(PoolViewConfig):
     min_weight: float = Field(
         0.01, ge=0.0, lt=1.0, description="a domain's weight is either exactly 0 or at least this"
     )
-    max_epochs: float = Field(4.0, ge=1.0, description="at most this many passes over a domain's available tokens")
+    max_epochs: float = Field(
+        4.0, ge=1.0, description="at most this many passes over a domain's available tokens"
+    )
     budget_tokens: int | None = Field(
         None, gt=0, description="token budget the mixtures will be built at; enables the availability caps"
     )
-    include_prior: bool = Field(True, description="make the first rows the (capped) token prior and uniform mixture")
+    include_prior: bool = Field(
+        True, description="make the first rows the (capped) token prior and uniform mixture"
+    )
     domains: list[str] | None = Field(
         None, description="domains (columns) to mix, in order; default: every domain of the pool, sorted"
     )

@@ -46,13 +46,17 @@ def catalog_domain_tokens(catalog: Catalog, soft: bool = False) -> dict[str, int
     return {str(d): int(sums.get(d, 0)) for d in catalog.domains}
 
 
-def available_tokens(pool: Pool, domain_attr: str = "domains", view: PoolViewConfig | None = None) -> dict[str, int]:
+def available_tokens(
+    pool: Pool, domain_attr: str = "domains", view: PoolViewConfig | None = None
+) -> dict[str, int]:
     """Tokens each domain holds after exclusions (quality, duplicates, contamination), sorted by domain."""
     view = (view or PoolViewConfig()).model_copy(update={"domain_attr": domain_attr})
     return catalog_domain_tokens(load_catalog(pool, view), soft=view.soft_labels)
 
 
-def token_prior(pool: Pool, domain_attr: str = "domains", view: PoolViewConfig | None = None) -> dict[str, float]:
+def token_prior(
+    pool: Pool, domain_attr: str = "domains", view: PoolViewConfig | None = None
+) -> dict[str, float]:
     """Each domain's share of the available tokens (after exclusions): the natural mixture of the pool."""
     tokens = available_tokens(pool, domain_attr, view)
     total = sum(tokens.values())

@@ -151,4 +151,3 @@ class Pool:
 
 def write_pool_meta(root: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(root / POOL_META, json.dumps(meta, indent=2, sort_keys=True))
-

@@ -111,6 +111,16 @@ class ProxyConfig(BaseModel):
         description="compute precision: `auto` is bf16 autocast on GPU and fp32 on CPU; weights stay fp32",
     )
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads (None: leave torch's default)")
+    fused_dora: bool = Field(
+        True,
+        description="evaluate peft's DoRA layers with mixlab's fused forward (same function, fewer passes; "
+        "see mixlab.proxies.fused_dora); false runs peft's own forward",
+    )
+    fused_loss: bool = Field(
+        True,
+        description="compute the output head and cross-entropy chunk by chunk without materialising the "
+        "logits (mixlab.proxies.fused_loss; fp32 only, so not under GPU autocast); false uses the model's logits",
+    )
     compile: bool = Field(False, description="torch.compile the model (GPU only; ignored on CPU)")
     check_every: int = Field(
         10, ge=1, description="check the loss for NaN/inf every this many steps (each check syncs the GPU)"

@@ -31,6 +31,8 @@ from tqdm.auto import tqdm
 
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig
+from mixlab.proxies.fused_dora import fuse_dora
+from mixlab.proxies.fused_loss import fused_causal_lm_loss
 from mixlab.proxies.packing import pack_documents, read_selection_texts, resolve_special_ids
 from mixlab.proxies.presets import build_model
 from mixlab.tokenization import load_tokenizer
@@ -195,12 +197,17 @@ def _batches(n_blocks: int, batch_size: int, seed: int) -> Iterator[torch.Tensor
         buf = buf[batch_size:]
 
 
-def causal_lm_loss(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+def causal_lm_loss(model: Any, input_ids: torch.Tensor, fused: bool = False) -> torch.Tensor:
     """Mean next-token cross-entropy (nats/token) of ``input_ids`` (every position predicts the next).
 
     The targets are shifted instead of the logits (the last position gets ``ignore_index``), so the
-    (tokens x vocabulary) logits are never copied.
+    (tokens x vocabulary) logits are never copied. With ``fused`` the head and the loss run chunk by chunk
+    (:func:`mixlab.proxies.fused_loss.fused_causal_lm_loss`) where the model supports it.
     """
+    if fused:
+        loss = fused_causal_lm_loss(model, input_ids)
+        if loss is not None:
+            return loss
     logits = model(input_ids=input_ids, use_cache=False).logits
     targets = F.pad(input_ids[:, 1:], (0, 1), value=-100)
     return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
@@ -251,6 +258,8 @@ def train_proxy(
         base, stored_dtype = _load_hf_model(base_name, runtime)
         seed_everything(cfg.seed)
         model = build_dora_model(cfg, base)
+        if cfg.fused_dora:
+            fuse_dora(model)
     model_vocab = int(model.get_input_embeddings().weight.shape[0])
     max_id = int(blocks.max())
     if max_id >= model_vocab:
@@ -322,7 +331,7 @@ def train_proxy(
                 dtype=runtime.autocast_dtype or torch.float32,
                 enabled=runtime.autocast_dtype is not None,
             ):
-                loss = causal_lm_loss(forward_model, batch)
+                loss = causal_lm_loss(forward_model, batch, fused=cfg.fused_loss and forward_model is model)
             (loss / cfg.grad_accum).backward()
             step_loss += loss.detach() / cfg.grad_accum
         if cfg.grad_clip is not None:

@@ -15,7 +15,9 @@ def bucket_edges(scores: np.ndarray, n_buckets: int) -> np.ndarray:
     return np.quantile(finite, np.linspace(0, 1, n_buckets + 1)[1:-1])
 
 
-def per_domain_edges(scores: np.ndarray, domains: Sequence[str] | np.ndarray, n_buckets: int) -> dict[str, list[float]]:
+def per_domain_edges(
+    scores: np.ndarray, domains: Sequence[str] | np.ndarray, n_buckets: int
+) -> dict[str, list[float]]:
     """Quantile edges of the scores of each domain."""
     scores = np.asarray(scores, dtype=np.float64)
     dom = np.asarray(domains, dtype=object)

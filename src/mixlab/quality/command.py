@@ -22,7 +22,9 @@ def _cmd_quality(args: argparse.Namespace) -> int:
         print(f"  filtered ({reason}): {n}")
     for dom, d in summary["per_domain"].items():
         edges = ", ".join(f"{e:.3f}" for e in d["bucket_edges"])
-        print(f"  domain {dom}: {d['docs']} docs, {d['kept']} kept, {d['filtered']} filtered; bucket edges [{edges}]")
+        print(
+            f"  domain {dom}: {d['docs']} docs, {d['kept']} kept, {d['filtered']} filtered; bucket edges [{edges}]"
+        )
     if args.plot:
         from mixlab.quality.plots import score_histograms
         from mixlab.quality.stage import QUALITY_ATTR, _domains
@@ -49,17 +51,31 @@ def _cmd_perplexity(args: argparse.Namespace) -> int:
 
     pool = Pool.open(args.pool)
     scorer = PerplexityScorer(
-        args.model, tokenizer=args.tokenizer, max_length=args.max_length, batch_size=args.batch_size,
-        device=args.device, gguf_file=args.gguf_file,
+        args.model,
+        tokenizer=args.tokenizer,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        gguf_file=args.gguf_file,
     )
     for shard in tqdm(pool.shards, desc="perplexity", unit="shard"):
         if pool.attr_done("perplexity", shard) and not args.force:
             continue
         texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
         pool.write_attr("perplexity", shard, pa.table({"perplexity": scorer.score(texts)}))
-    pool.write_attr_info("perplexity", {"stage": "perplexity", "model": args.model, "gguf_file": args.gguf_file, "max_length": args.max_length})
+    pool.write_attr_info(
+        "perplexity",
+        {
+            "stage": "perplexity",
+            "model": args.model,
+            "gguf_file": args.gguf_file,
+            "max_length": args.max_length,
+        },
+    )
     ppl = pool.read_attr("perplexity")["perplexity"]
-    print(f"perplexity: {len(ppl)} documents, median {ppl.median():.2f}, 5%..95% {ppl.quantile(0.05):.2f}..{ppl.quantile(0.95):.2f}")
+    print(
+        f"perplexity: {len(ppl)} documents, median {ppl.median():.2f}, 5%..95% {ppl.quantile(0.05):.2f}..{ppl.quantile(0.95):.2f}"
+    )
     return 0
 
 
@@ -73,13 +89,19 @@ def _cmd_density(args: argparse.Namespace) -> int:
     texts = pool.read_docs(["text"])["text"].str.slice(0, args.max_chars).tolist()
     emb = embed_texts(texts, load_embedder(args.model), batch_size=args.batch_size)
     dens = knn_density(emb, args.k)
-    _write_column(pool, "density", dens, {"stage": "density", "k": args.k, "model": args.model or "all-MiniLM-L6-v2"})
-    print(f"density: {len(dens)} documents, k={args.k}, median {np.median(dens):.4f}, 99% {np.quantile(dens, 0.99):.4f}")
+    _write_column(
+        pool, "density", dens, {"stage": "density", "k": args.k, "model": args.model or "all-MiniLM-L6-v2"}
+    )
+    print(
+        f"density: {len(dens)} documents, k={args.k}, median {np.median(dens):.4f}, 99% {np.quantile(dens, 0.99):.4f}"
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    q = sub.add_parser("quality", help="heuristic quality signals, score, per-domain buckets -> attribute 'quality'")
+    q = sub.add_parser(
+        "quality", help="heuristic quality signals, score, per-domain buckets -> attribute 'quality'"
+    )
     q.add_argument("pool", help="pool folder")
     q.add_argument("--config", default=None, help="YAML with the quality section (or a pipeline YAML)")
     q.add_argument("--workers", type=int, default=1, help="processes for the per-shard signals")
@@ -89,8 +111,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = sub.add_parser("perplexity", help="perplexity under a causal LM -> attribute 'perplexity'")
     p.add_argument("pool", help="pool folder")
-    p.add_argument("--model", required=True, help="model folder or name (with --gguf-file: the folder holding it)")
-    p.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)")
+    p.add_argument(
+        "--model", required=True, help="model folder or name (with --gguf-file: the folder holding it)"
+    )
+    p.add_argument(
+        "--gguf-file",
+        default=None,
+        help="GGUF file name inside --model (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)",
+    )
     p.add_argument("--tokenizer", default=None, help="tokenizer path (default: the model's own)")
     p.add_argument("--max-length", type=int, default=512, help="tokens scored per document (truncation)")
     p.add_argument("--batch-size", type=int, default=8, help="documents per forward pass")
@@ -101,7 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d = sub.add_parser("density", help="embedding k-NN distance (outlier score) -> attribute 'density'")
     d.add_argument("pool", help="pool folder")
     d.add_argument("--k", type=int, default=10, help="neighbours")
-    d.add_argument("--model", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+    d.add_argument(
+        "--model", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
+    )
     d.add_argument("--max-chars", type=int, default=2000, help="characters of each document embedded")
     d.add_argument("--batch-size", type=int, default=64, help="texts per embedding batch")
     d.add_argument("--force", action="store_true", help="recompute")

@@ -46,18 +46,43 @@ def default_rules() -> list[FilterRule]:
         r(name="short_fragment", signal="q_n_words", min=10, only_if={"q_n_lines": (None, 1)}),
         r(name="gopher_short_doc", signal="q_n_words", min=3),
         r(name="gopher_repetition_10gram", signal="q_dup_10gram_frac", max=0.5),
-        r(name="gopher_repetition_top_2gram", signal="q_top_2gram_frac", max=0.3, only_if={"q_n_words": (50, None)}),
-        r(name="gopher_dup_line_chars", signal="q_dup_line_char_frac", max=0.5, only_if={"q_n_lines": (4, None)}),
-        r(name="boilerplate_lines", signal="q_boilerplate_line_frac", max=0.4, only_if={"q_n_lines": (3, None)}),
+        r(
+            name="gopher_repetition_top_2gram",
+            signal="q_top_2gram_frac",
+            max=0.3,
+            only_if={"q_n_words": (50, None)},
+        ),
+        r(
+            name="gopher_dup_line_chars",
+            signal="q_dup_line_char_frac",
+            max=0.5,
+            only_if={"q_n_lines": (4, None)},
+        ),
+        r(
+            name="boilerplate_lines",
+            signal="q_boilerplate_line_frac",
+            max=0.4,
+            only_if={"q_n_lines": (3, None)},
+        ),
         r(name="navigation_lines", signal="q_nav_line_frac", max=0.3, only_if={"q_n_lines": (3, None)}),
         r(name="junk_words", signal="q_junk_word_frac", max=0.2),
         r(name="no_vowel_words", signal="q_no_vowel_word_frac", max=0.25, only_if={"q_n_words": (10, None)}),
         r(name="gopher_stop_words", signal="q_stopwords", min=1, only_if={"q_n_words": (50, None)}),
-        r(name="chars_per_token", signal="q_chars_per_token", min=1.9, only_if={"q_stopword_frac": (None, 0.05)}),
+        r(
+            name="chars_per_token",
+            signal="q_chars_per_token",
+            min=1.9,
+            only_if={"q_stopword_frac": (None, 0.05)},
+        ),
         r(name="gopher_mean_word_len", signal="q_mean_word_len", max=20),
         r(name="gopher_alpha_words", signal="q_alpha_word_frac", min=0.5),
         r(name="gopher_bullet_lines", signal="q_bullet_line_frac", max=0.9, only_if={"q_n_lines": (3, None)}),
-        r(name="gopher_ellipsis_lines", signal="q_ellipsis_line_frac", max=0.3, only_if={"q_n_lines": (3, None)}),
+        r(
+            name="gopher_ellipsis_lines",
+            signal="q_ellipsis_line_frac",
+            max=0.3,
+            only_if={"q_n_lines": (3, None)},
+        ),
         r(name="c4_lorem_ipsum", signal="q_lorem_ipsum", max=0),
         r(name="c4_curly_bracket", signal="q_curly_brackets", max=0, enabled=False),
         r(name="fineweb_line_punct", signal="q_line_punct_frac", min=0.12, enabled=False),
@@ -86,7 +111,9 @@ class PerplexityPolicy(BaseModel):
     keep: Literal["low", "middle"] = Field(
         default="low", description="'low': drop the high tail; 'middle': drop both tails (the U-shape idea)"
     )
-    low_quantile: float = Field(default=0.05, ge=0, le=1, description="'middle': drop below this per-domain quantile")
+    low_quantile: float = Field(
+        default=0.05, ge=0, le=1, description="'middle': drop below this per-domain quantile"
+    )
     high_quantile: float = Field(default=0.95, ge=0, le=1, description="drop above this per-domain quantile")
 
 
@@ -96,7 +123,9 @@ class DensityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=False, description="use the density attribute (must exist) to filter")
-    max_quantile: float = Field(default=0.99, ge=0, le=1, description="drop k-NN distances above this quantile")
+    max_quantile: float = Field(
+        default=0.99, ge=0, le=1, description="drop k-NN distances above this quantile"
+    )
 
 
 class ClassifierSettings(BaseModel):
@@ -133,7 +162,9 @@ class QualityConfig(BaseModel):
     )
     perplexity: PerplexityPolicy = Field(default_factory=PerplexityPolicy, description="perplexity filter")
     density: DensityPolicy = Field(default_factory=DensityPolicy, description="embedding-density filter")
-    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings, description="quality classifier")
+    classifier: ClassifierSettings = Field(
+        default_factory=ClassifierSettings, description="quality classifier"
+    )
     batch_docs: int = Field(default=4096, ge=1, description="documents per vectorized signal batch")
     domain_attr: str = Field(default="domains", description="attribute holding the per-document domain label")
 

@@ -47,6 +47,8 @@ def embed_texts(texts: Sequence[str], model: object | None = None, batch_size: i
     """Normalised sentence embeddings of ``texts``."""
     embedder = model if model is not None else load_embedder()
     return np.asarray(
-        embedder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > 1000),  # type: ignore[attr-defined]
+        embedder.encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(texts) > 1000
+        ),  # type: ignore[attr-defined]
         dtype=np.float32,
     )

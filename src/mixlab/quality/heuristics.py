@@ -139,7 +139,9 @@ def _bool(arr: pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False).astype(bool)
 
 
-def _dup_counts(parent: np.ndarray, values: pa.Array, lengths: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _dup_counts(
+    parent: np.ndarray, values: pa.Array, lengths: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per document: how many items repeat an earlier item of the same document, and their characters."""
     if len(values) == 0:
         return np.zeros(n), np.zeros(n)
@@ -296,7 +298,9 @@ def _byte_counts(arr: pa.Array, classes: Sequence[ByteClass]) -> list[np.ndarray
     return out
 
 
-def _regex_counts_nonascii(arr: pa.Array, has_nonascii: np.ndarray, patterns: Sequence[str]) -> list[np.ndarray]:
+def _regex_counts_nonascii(
+    arr: pa.Array, has_nonascii: np.ndarray, patterns: Sequence[str]
+) -> list[np.ndarray]:
     """Exact regex match counts over the non-ASCII characters of the strings that have any."""
     out = [np.zeros(len(arr), dtype=np.int64) for _ in patterns]
     idx = np.flatnonzero(has_nonascii)
@@ -311,7 +315,9 @@ def _regex_counts_nonascii(arr: pa.Array, has_nonascii: np.ndarray, patterns: Se
 # ----------------------------------------------------------------------------------------------------
 # the batch computation
 # ----------------------------------------------------------------------------------------------------
-def compute_signals(texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | np.ndarray | None = None) -> pd.DataFrame:
+def compute_signals(
+    texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | np.ndarray | None = None
+) -> pd.DataFrame:
     """Heuristic quality signals (``q_*`` columns, see the module docstring) of every text, in order.
 
     ``n_tokens`` (the pool's exact counts under the training tokenizer) adds ``q_chars_per_token``:
@@ -338,7 +344,9 @@ def compute_signals(texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | n
     clean = pc.utf8_lower(pc.utf8_trim(words, characters=PUNCTUATION))
     clean_len = pc.utf8_length(clean).to_numpy(zero_copy_only=False).astype(np.float64)
     nonsym = clean_len > 0
-    cols["q_mean_word_len"] = _ratio(_seg_sum(wparent[nonsym], n, clean_len[nonsym]), _seg_sum(wparent[nonsym], n))
+    cols["q_mean_word_len"] = _ratio(
+        _seg_sum(wparent[nonsym], n, clean_len[nonsym]), _seg_sum(wparent[nonsym], n)
+    )
     cols["q_hash_ratio"] = _ratio(pc.count_substring(arr, "#").to_numpy(zero_copy_only=False), n_words)
     n_ell = pc.count_substring(arr, "...").to_numpy(zero_copy_only=False) + pc.count_substring(
         arr, "…"
@@ -436,9 +444,9 @@ def compute_signals(texts: Sequence[str] | pa.Array, n_tokens: Sequence[int] | n
     cols.update(_ngram_signals(cw_ids, clean_len[nonsym], wparent[nonsym], n, n_chars))
 
     # -- C4 document-level flags ----------------------------------------------------------------------
-    cols["q_lorem_ipsum"] = (pc.count_substring(lower, "lorem ipsum").to_numpy(zero_copy_only=False) > 0).astype(
-        np.float64
-    )
+    cols["q_lorem_ipsum"] = (
+        pc.count_substring(lower, "lorem ipsum").to_numpy(zero_copy_only=False) > 0
+    ).astype(np.float64)
     cols["q_curly_brackets"] = pc.count_substring(arr, "{").to_numpy(zero_copy_only=False).astype(np.float64)
     if n_tokens is None:
         cols["q_chars_per_token"] = np.full(n, np.nan)

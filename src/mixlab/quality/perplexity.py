@@ -55,7 +55,9 @@ class PerplexityScorer:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         if isinstance(model_name_or_path, (str, Path)):
-            model = AutoModelForCausalLM.from_pretrained(str(model_name_or_path), dtype=torch.float32, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_name_or_path), dtype=torch.float32, **kwargs
+            )
         else:
             model = model_name_or_path
         self.model = model.to(self.device).eval()

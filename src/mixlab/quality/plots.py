@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 
 
-def score_histograms(quality: pd.DataFrame, domains: np.ndarray | None, out: str | Path, bins: int = 40) -> Path:
+def score_histograms(
+    quality: pd.DataFrame, domains: np.ndarray | None, out: str | Path, bins: int = 40
+) -> Path:
     """Write one histogram panel per domain of ``quality_score`` (kept vs filtered); return the PNG path."""
     import matplotlib
 

@@ -150,11 +150,17 @@ def weighted_rank_score(frame: pd.DataFrame, weights: dict[str, float]) -> np.nd
 
 def _domains(pool: Pool, config: QualityConfig) -> np.ndarray:
     if pool.has_attr(config.domain_attr):
-        return pool.read_attr(config.domain_attr, columns=["domain"])["domain"].astype(str).to_numpy(dtype=object)
+        return (
+            pool.read_attr(config.domain_attr, columns=["domain"])["domain"]
+            .astype(str)
+            .to_numpy(dtype=object)
+        )
     return np.full(pool.n_docs(), "all", dtype=object)
 
 
-def _quantile_fail(values: np.ndarray, domains: np.ndarray, low: float | None, high: float) -> tuple[np.ndarray, np.ndarray]:
+def _quantile_fail(
+    values: np.ndarray, domains: np.ndarray, low: float | None, high: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-domain quantile tails: (below ``low``, above ``high``)."""
     lo_fail = np.zeros(len(values), dtype=bool)
     hi_fail = np.zeros(len(values), dtype=bool)
@@ -169,7 +175,9 @@ def _quantile_fail(values: np.ndarray, domains: np.ndarray, low: float | None, h
     return lo_fail, hi_fail
 
 
-def score_quality(pool: Pool | str | Path, config: QualityConfig | None = None, workers: int = 1, force: bool = False) -> dict[str, Any]:
+def score_quality(
+    pool: Pool | str | Path, config: QualityConfig | None = None, workers: int = 1, force: bool = False
+) -> dict[str, Any]:
     """Compute (or reuse) signals, then score, filter and bucket every document; write ``quality``.
 
     ``force`` recomputes the signals of every shard; otherwise finished shards are reused and only the
@@ -179,13 +187,20 @@ def score_quality(pool: Pool | str | Path, config: QualityConfig | None = None, 
     pool = pool if isinstance(pool, Pool) else Pool.open(pool)
     config = config or QualityConfig()
     computed = map_shards(
-        signals_shard, pool, SIGNALS_ATTR, {"batch_docs": config.batch_docs}, workers=workers, force=force,
+        signals_shard,
+        pool,
+        SIGNALS_ATTR,
+        {"batch_docs": config.batch_docs},
+        workers=workers,
+        force=force,
         desc="quality signals",
     )
     pool.write_attr_info(SIGNALS_ATTR, {"stage": "quality.signals", "batch_docs": config.batch_docs})
     if config.classifier.positive:
         model_path = fit_classifier(pool, config, force=force)
-        map_shards(classifier_shard, pool, CLASSIFIER_ATTR, {"model": str(model_path)}, workers=workers, force=force)
+        map_shards(
+            classifier_shard, pool, CLASSIFIER_ATTR, {"model": str(model_path)}, workers=workers, force=force
+        )
     frame = pool.read_attr(SIGNALS_ATTR)
     shard_sizes = [len(pool.read_shard(s, ["id"])) for s in pool.shards]
     for col, attr in EXTRA_ATTRS.items():
@@ -196,16 +211,26 @@ def score_quality(pool: Pool | str | Path, config: QualityConfig | None = None, 
     reason = apply_rules(frame, config.filters).to_numpy(dtype=object)
     for name, policy_on in (("perplexity", config.perplexity.enabled), ("density", config.density.enabled)):
         if policy_on and name not in frame.columns:
-            raise PoolError(f"{pool.root}: quality config uses {name!r} but the pool has no {name!r} attribute; run `mixlab {name}` first")
+            raise PoolError(
+                f"{pool.root}: quality config uses {name!r} but the pool has no {name!r} attribute; run `mixlab {name}` first"
+            )
     if config.perplexity.enabled:
         p = config.perplexity
         lo_fail, hi_fail = _quantile_fail(
-            frame["perplexity"].to_numpy(dtype=np.float64), domains, p.low_quantile if p.keep == "middle" else None, p.high_quantile
+            frame["perplexity"].to_numpy(dtype=np.float64),
+            domains,
+            p.low_quantile if p.keep == "middle" else None,
+            p.high_quantile,
         )
         reason[(reason == "") & hi_fail] = "perplexity_high"
         reason[(reason == "") & lo_fail] = "perplexity_low"
     if config.density.enabled:
-        _, hi_fail = _quantile_fail(frame["density"].to_numpy(dtype=np.float64), np.full(len(frame), "all", dtype=object), None, config.density.max_quantile)
+        _, hi_fail = _quantile_fail(
+            frame["density"].to_numpy(dtype=np.float64),
+            np.full(len(frame), "all", dtype=object),
+            None,
+            config.density.max_quantile,
+        )
         reason[(reason == "") & hi_fail] = "density_outlier"
 
     score = weighted_rank_score(frame, config.score_weights)
@@ -243,5 +268,7 @@ def score_quality(pool: Pool | str | Path, config: QualityConfig | None = None, 
         "signals_computed": computed,
         "n_buckets": config.n_buckets,
     }
-    pool.write_attr_info(QUALITY_ATTR, {"stage": "quality", "config": config.model_dump(), "summary": summary})
+    pool.write_attr_info(
+        QUALITY_ATTR, {"stage": "quality", "config": config.model_dump(), "summary": summary}
+    )
     return summary

@@ -211,10 +211,22 @@ class GPRegressor(RegressorMixin, BaseEstimator):
     the marginal-likelihood optimiser so fitting stays quick on swarms of hundreds of runs.
     """
 
-    def __init__(self, nu: float = 2.5, max_iter: int = 100, random_state: int = 0) -> None:
+    def __init__(
+        self, nu: float = 2.5, max_iter: int = 100, features: str = "sqrt", random_state: int = 0
+    ) -> None:
         self.nu = nu
         self.max_iter = max_iter
+        self.features = features
         self.random_state = random_state
+
+    def _features(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        if self.features == "sqrt":
+            return _sqrt_features(X)
+        if self.features == "log":
+            return _log_features(X, 1e-3)
+        if self.features == "raw":
+            return X
+        raise ValueError(f"unknown GP feature map {self.features!r}; choose sqrt, log or raw")
 
     def _optimizer(
         self, obj_func: Callable[..., Any], initial_theta: NDArray[np.float64], bounds: NDArray[np.float64]
@@ -241,18 +253,18 @@ class GPRegressor(RegressorMixin, BaseEstimator):
         )
         with warnings.catch_warnings(), single_thread_blas():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.gp_.fit(_sqrt_features(X), np.asarray(y, dtype=np.float64))
+            self.gp_.fit(self._features(X), np.asarray(y, dtype=np.float64))
         self.n_features_in_ = d
         return self
 
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self, "gp_")
-        return np.asarray(self.gp_.predict(_sqrt_features(_as_2d(X))), dtype=np.float64)
+        return np.asarray(self.gp_.predict(self._features(_as_2d(X))), dtype=np.float64)
 
     def predict_with_std(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Posterior mean and standard deviation (including the fitted noise level)."""
         check_is_fitted(self, "gp_")
-        mean, std = self.gp_.predict(_sqrt_features(_as_2d(X)), return_std=True)
+        mean, std = self.gp_.predict(self._features(_as_2d(X)), return_std=True)
         return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
 
 

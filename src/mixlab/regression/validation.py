@@ -91,7 +91,11 @@ def select_model(
     table["eligible"] = eligible.to_numpy()
     order = sorted(
         table.index,
-        key=lambda n: (not bool(table.loc[n, "eligible"]), _rank_key(table.loc[n], metric), float(table.loc[n, "mae"])),
+        key=lambda n: (
+            not bool(table.loc[n, "eligible"]),
+            _rank_key(table.loc[n], metric),
+            float(table.loc[n, "mae"]),
+        ),
     )
     best = order[0]
     table["chosen"] = table.index == best

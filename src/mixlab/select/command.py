@@ -28,7 +28,9 @@ def _config(args: argparse.Namespace) -> SelectConfig:
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "budget_tokens" not in values:
-        raise ValueError("a token budget is required: pass --budget (e.g. 500M) or set budget_tokens in --config")
+        raise ValueError(
+            "a token budget is required: pass --budget (e.g. 500M) or set budget_tokens in --config"
+        )
     try:
         return SelectConfig(**values)
     except ValidationError as exc:
@@ -54,7 +56,10 @@ def _run(args: argparse.Namespace, mixture: dict[str, float], label: str) -> int
     for reason, c in m["exclusions"].items():
         print(f"  excluded ({reason}): {c['docs']:,} docs, {c['tokens']:,} tokens")
     if m["redistributed"]:
-        print("  shortfall redistributed: " + ", ".join(f"{d} {v['delta_tokens']:+,.0f}" for d, v in m["redistributed"].items()))
+        print(
+            "  shortfall redistributed: "
+            + ", ".join(f"{d} {v['delta_tokens']:+,.0f}" for d, v in m["redistributed"].items())
+        )
     for f in config.formats:
         print(f"dataset: {out / FORMAT_FILES[f]}")
     print(f"manifest: {out / 'manifest.json'}")
@@ -88,24 +93,34 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=None,
         help='"all", \'{"top_k_buckets": 2}\' or bucket shares as JSON, e.g. \'{"3": 0.5, "2": 0.3, "1": 0.2}\'',
     )
-    p.add_argument("--format", default=None, help="comma-separated exports: jsonl,parquet,lmflow (default jsonl)")
+    p.add_argument(
+        "--format", default=None, help="comma-separated exports: jsonl,parquet,lmflow (default jsonl)"
+    )
     p.add_argument("--seed", type=int, default=None, help="selection seed (default 0)")
     p.add_argument("--max-epochs", type=float, default=None, help="repetition cap per domain (default 4)")
-    p.add_argument("--shortfall", choices=("error", "redistribute"), default=None, help="when a domain is short")
+    p.add_argument(
+        "--shortfall", choices=("error", "redistribute"), default=None, help="when a domain is short"
+    )
     p.add_argument("--soft-labels", action="store_true", help="assign domains by hash draws from p_<domain>")
     p.add_argument("--out", required=True, help="dataset folder to write")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    s = sub.add_parser("select", help="select documents for a mixture at an exact token budget and export them")
+    s = sub.add_parser(
+        "select", help="select documents for a mixture at an exact token budget and export them"
+    )
     _common(s)
     s.add_argument("--mixture", default=None, help="mixture JSON ({domain: w} or {'weights': {...}})")
     s.add_argument("--ratios", default=None, help="ratios.csv swarm table (with --run)")
     s.add_argument("--run", default=None, help="run id in --ratios, e.g. mix-003")
     s.set_defaults(func=_cmd_select)
 
-    b = sub.add_parser("build", help="build the final dataset from the chosen optimum (optimal.json) at the budget")
+    b = sub.add_parser(
+        "build", help="build the final dataset from the chosen optimum (optimal.json) at the budget"
+    )
     _common(b)
-    b.add_argument("--optimal", required=True, help="optimal.json / optimal_<name>.json from the search stage")
+    b.add_argument(
+        "--optimal", required=True, help="optimal.json / optimal_<name>.json from the search stage"
+    )
     b.add_argument("--objective", default=None, help="objective to build when the file holds several")
     b.set_defaults(func=_cmd_build)

@@ -27,7 +27,9 @@ class QualityPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["all", "shares", "top_k_buckets"] = Field("all", description="policy kind (see class doc)")
-    shares: dict[int, float] | None = Field(None, description="bucket -> share of the domain quota (mode shares)")
+    shares: dict[int, float] | None = Field(
+        None, description="bucket -> share of the domain quota (mode shares)"
+    )
     k: int | None = Field(None, ge=1, description="number of best buckets kept (mode top_k_buckets)")
 
     @model_validator(mode="before")
@@ -77,7 +79,9 @@ class SelectConfig(PoolViewConfig):
 
     budget_tokens: int = Field(..., gt=0, description="tokens to select (training tokenizer counts)")
     seed: int = Field(0, description="key of the hashes that rank, assign and order documents")
-    quality_policy: QualityPolicy = Field(default_factory=QualityPolicy, description="spread over quality buckets")
+    quality_policy: QualityPolicy = Field(
+        default_factory=QualityPolicy, description="spread over quality buckets"
+    )
     max_epochs: float = Field(
         4.0, ge=1.0, description="a domain's quota may repeat its eligible tokens at most this many times"
     )

@@ -53,7 +53,9 @@ def _spill_parts(pool: Pool, chosen: Any, tmp: Path, part_rows: int) -> int:
     positions = np.arange(len(chosen), dtype=np.int64)
     by_shard = chosen.assign(pos=positions).groupby("shard", sort=True)
     try:
-        for shard, rows in tqdm(by_shard, desc="export: read shards", unit="shard", disable=by_shard.ngroups < 4):
+        for shard, rows in tqdm(
+            by_shard, desc="export: read shards", unit="shard", disable=by_shard.ngroups < 4
+        ):
             table = pool.read_shard(str(shard), ["id", "text"])
             idx = pa.array(rows["row"].to_numpy(dtype=np.int64))
             picked = table.take(idx)
@@ -118,7 +120,9 @@ def export_selection(
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMAT_FILES]
     if unknown or not formats:
-        raise ValueError(f"unknown export format(s) {unknown or formats}; choose from {', '.join(FORMAT_FILES)}")
+        raise ValueError(
+            f"unknown export format(s) {unknown or formats}; choose from {', '.join(FORMAT_FILES)}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     chosen = selection.chosen
@@ -134,15 +138,24 @@ def export_selection(
         n_parts = _spill_parts(pool, chosen, tmp, part_rows) if len(chosen) else 0
         jsonl = temps["jsonl"].open("w", encoding="utf-8") if "jsonl" in temps else None
         lmflow = temps["lmflow"].open("w", encoding="utf-8") if "lmflow" in temps else None
-        parquet = pq.ParquetWriter(temps["parquet"], OUTPUT_SCHEMA, compression="zstd") if "parquet" in temps else None
+        parquet = (
+            pq.ParquetWriter(temps["parquet"], OUTPUT_SCHEMA, compression="zstd")
+            if "parquet" in temps
+            else None
+        )
         try:
             if lmflow:
                 lmflow.write('{"type": "text_only", "instances": [\n')
             first = True
             pending: list[pa.Table] = []
             pending_rows = 0
-            for table in tqdm(_iter_parts(tmp, n_parts), total=n_parts, desc="export: write", unit="part",
-                              disable=n_parts < 4):
+            for table in tqdm(
+                _iter_parts(tmp, n_parts),
+                total=n_parts,
+                desc="export: write",
+                unit="part",
+                disable=n_parts < 4,
+            ):
                 if parquet:
                     pending.append(table)
                     pending_rows += table.num_rows
@@ -155,7 +168,9 @@ def export_selection(
                 if jsonl:
                     jsonl.writelines(
                         json.dumps({"id": i, "text": t, "domain": d, "repeat": r}, ensure_ascii=False) + "\n"
-                        for i, t, d, r in zip(cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True)
+                        for i, t, d, r in zip(
+                            cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True
+                        )
                     )
                 if lmflow:
                     _write_lmflow_chunk(lmflow, cols["text"], first)

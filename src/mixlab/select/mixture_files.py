@@ -27,7 +27,9 @@ def _weights(obj: Any, where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for d, w in obj.items():
         if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
-            raise MixtureFileError(f"{where}: weight of domain {d!r} must be a non-negative number, got {w!r}")
+            raise MixtureFileError(
+                f"{where}: weight of domain {d!r} must be a non-negative number, got {w!r}"
+            )
         out[str(d)] = float(w)
     total = sum(out.values())
     if total <= 0:

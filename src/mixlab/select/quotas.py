@@ -97,7 +97,11 @@ def domain_quotas(
     alloc = water_fill(float(budget), w, caps)
     quotas = {d: float(a) for d, a in zip(domains, alloc, strict=True)}
     moved = {
-        d: {"requested_tokens": requested[d], "granted_tokens": quotas[d], "delta_tokens": quotas[d] - requested[d]}
+        d: {
+            "requested_tokens": requested[d],
+            "granted_tokens": quotas[d],
+            "delta_tokens": quotas[d] - requested[d],
+        }
         for d in domains
         if abs(quotas[d] - requested[d]) > 0.5
     }

@@ -139,7 +139,9 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
 
     pool_domains = sorted(set(kept["domain"].tolist()))
     budget = int(config.budget_tokens)
-    eligible = {d: int(sum(int(g["n_tokens"].sum()) for g in cells_by_domain.get(d, {}).values())) for d in weights}
+    eligible = {
+        d: int(sum(int(g["n_tokens"].sum()) for g in cells_by_domain.get(d, {}).values())) for d in weights
+    }
     capacity = {d: eligible[d] * config.max_epochs for d in weights}
     unknown = [d for d, w in weights.items() if w > 0 and d not in pool_domains]
     if unknown and config.shortfall == "error":
@@ -188,7 +190,9 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
         chosen = pd.DataFrame({c: pd.Series(dtype=object) for c in CHOSEN_COLUMNS})
     chosen = chosen.rename(columns={"quality_bucket": "bucket"})
     chosen["domain"] = chosen["domain"].astype(str)
-    order_key = keyed_hash(repeat_keys(chosen["id"].to_numpy(), chosen["repeat"].to_numpy()), config.seed, "order")
+    order_key = keyed_hash(
+        repeat_keys(chosen["id"].to_numpy(), chosen["repeat"].to_numpy()), config.seed, "order"
+    )
     chosen = chosen.iloc[np.argsort(order_key, kind="stable")].reset_index(drop=True)
     chosen = chosen[list(CHOSEN_COLUMNS)]
     for col in ("n_tokens", "repeat", "bucket", "row", "n_chars"):
