@@ -50,7 +50,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "stack",
     "auto",
 )
-#: Models ``auto`` compares by cross-validation (gp is left out by default: it is slow on large swarms).
+#: Models ``auto`` compares by cross-validation.
 AUTO_CANDIDATES: tuple[str, ...] = (
     "linear",
     "ridge",
@@ -58,6 +58,7 @@ AUTO_CANDIDATES: tuple[str, ...] = (
     "mixing_law",
     "lightgbm",
     "lightgbm_tuned",
+    "gp",
     "stack",
 )
 
@@ -207,15 +208,25 @@ class MixingLawRegressor(RegressorMixin, BaseEstimator):
 class GPRegressor(RegressorMixin, BaseEstimator):
     """Gaussian process on sqrt(weights): ARD Matern 5/2 + white noise, normalised targets.
 
-    The square root spreads out small shares (like the log) but stays finite at zero. ``max_iter`` caps
-    the marginal-likelihood optimiser so fitting stays quick on swarms of hundreds of runs.
+    The square root spreads out small shares (like the log) but stays finite at zero. Hyper-parameters
+    (one length scale per domain, signal and noise level) maximise the marginal likelihood; on swarms
+    larger than ``max_opt_runs`` they are fitted on a random subset of that many runs (each optimiser
+    step costs O(n^3)), and the posterior then conditions on every run with those hyper-parameters.
+    ``max_iter`` caps the optimiser. Predictions evaluate the kernel in chunks directly, which is several
+    times faster than the generic kernel code when scoring 100k candidate mixtures.
     """
 
     def __init__(
-        self, nu: float = 2.5, max_iter: int = 100, features: str = "sqrt", random_state: int = 0
+        self,
+        nu: float = 2.5,
+        max_iter: int = 100,
+        max_opt_runs: int = 256,
+        features: str = "sqrt",
+        random_state: int = 0,
     ) -> None:
         self.nu = nu
         self.max_iter = max_iter
+        self.max_opt_runs = max_opt_runs
         self.features = features
         self.random_state = random_state
 
@@ -242,29 +253,74 @@ class GPRegressor(RegressorMixin, BaseEstimator):
         return res.x, float(res.fun)
 
     def fit(self, X: ArrayLike, y: ArrayLike) -> GPRegressor:
-        """Fit kernel hyper-parameters by maximum marginal likelihood."""
+        """Fit kernel hyper-parameters by maximum marginal likelihood, then condition on all runs."""
         X = _as_2d(X)
+        y = np.asarray(y, dtype=np.float64)
         d = X.shape[1]
+        feats = self._features(X)
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
             np.ones(d), length_scale_bounds=(1e-2, 1e3), nu=self.nu
         ) + WhiteKernel(1e-2, (1e-6, 1.0))
-        self.gp_ = GaussianProcessRegressor(
-            kernel, normalize_y=True, optimizer=self._optimizer, random_state=self.random_state
-        )
         with warnings.catch_warnings(), single_thread_blas():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self.gp_.fit(self._features(X), np.asarray(y, dtype=np.float64))
+            subset = np.arange(len(y))
+            if len(y) > self.max_opt_runs:
+                rng = np.random.default_rng(self.random_state)
+                subset = np.sort(rng.choice(len(y), self.max_opt_runs, replace=False))
+            tuned = GaussianProcessRegressor(
+                kernel, normalize_y=True, optimizer=self._optimizer, random_state=self.random_state
+            ).fit(feats[subset], y[subset])
+            self.gp_ = GaussianProcessRegressor(
+                tuned.kernel_, normalize_y=True, optimizer=None, random_state=self.random_state
+            ).fit(feats, y)
         self.n_features_in_ = d
         return self
 
+    def _fast_mean(self, feats: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        """Posterior mean for the fitted Constant * Matern + White kernel, evaluated in chunks."""
+        kernel = self.gp_.kernel_
+        try:
+            amp = float(kernel.k1.k1.constant_value)
+            matern = kernel.k1.k2
+            scale = np.asarray(matern.length_scale, dtype=np.float64)
+            nu = float(matern.nu)
+        except AttributeError:
+            return None
+        if nu not in (0.5, 1.5, 2.5):
+            return None
+        train = self.gp_.X_train_ / scale
+        train_sq = np.einsum("ij,ij->i", train, train)
+        alpha = np.asarray(self.gp_.alpha_, dtype=np.float64).reshape(len(train), -1)[:, 0]
+        out = np.empty(len(feats))
+        for start in range(0, len(feats), 8192):
+            q = feats[start : start + 8192] / scale
+            dist = np.einsum("ij,ij->i", q, q)[:, None] + train_sq[None, :] - 2.0 * (q @ train.T)
+            np.sqrt(np.clip(dist, 0.0, None, out=dist), out=dist)
+            if nu == 0.5:
+                k = np.exp(-dist)
+            elif nu == 1.5:
+                dist *= np.sqrt(3.0)
+                k = (1.0 + dist) * np.exp(-dist)
+            else:
+                dist *= np.sqrt(5.0)
+                k = (1.0 + dist + dist**2 / 3.0) * np.exp(-dist)
+            out[start : start + 8192] = amp * (k @ alpha)
+        return out * float(np.ravel(self.gp_._y_train_std)[0]) + float(np.ravel(self.gp_._y_train_mean)[0])
+
     def predict(self, X: ArrayLike) -> NDArray[np.float64]:
         check_is_fitted(self, "gp_")
-        return np.asarray(self.gp_.predict(self._features(_as_2d(X))), dtype=np.float64)
+        feats = self._features(_as_2d(X))
+        with single_thread_blas():
+            fast = self._fast_mean(feats)
+            if fast is not None:
+                return fast
+            return np.asarray(self.gp_.predict(feats), dtype=np.float64)
 
     def predict_with_std(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Posterior mean and standard deviation (including the fitted noise level)."""
         check_is_fitted(self, "gp_")
-        mean, std = self.gp_.predict(self._features(_as_2d(X)), return_std=True)
+        with single_thread_blas():
+            mean, std = self.gp_.predict(self._features(_as_2d(X)), return_std=True)
         return np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
 
 
