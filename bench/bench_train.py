@@ -10,7 +10,10 @@ not exactly).
 
     .venv/bin/python bench/bench_train.py      # defaults: tiny-1m base, 4096-id BPE, 20 steps of 4 x 128
     .venv/bin/python bench/bench_train.py --tokenizer ../shared/data/tokenizers/gpt2/tokenizer.json \\
-        --block-size 512 --batch-size 8 --steps 40 --repeats 2
+        --block-size 256 --batch-size 4 --steps 12      # a real 50k vocabulary: the head dominates
+
+mixlab's side runs peft's DoRA with its fused layer forward (mixlab.proxies.fused_dora) and the chunked
+head + cross-entropy (mixlab.proxies.fused_loss); the HF side runs peft as the LMFlow scripts do.
 """
 
 from __future__ import annotations
