@@ -244,3 +244,22 @@ def test_failed_runs_are_excluded_with_warning() -> None:
     with pytest.warns(UserWarning, match="not 'ok'"):
         result = fit_targets(ratios, metrics, [Target.column("a/acc")], model="ridge", folds=3)
     assert len(result.oof["a/acc"]) == 29
+
+
+def test_model_that_extrapolates_far_out_of_range_is_not_chosen() -> None:
+    """A swarm concentrated near the prior: a linear fit is best in CV but explodes at the corners."""
+    from mixlab.regression.validation import extrapolates
+
+    rng = np.random.default_rng(0)
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    X = rng.dirichlet(200 * prior, 60)
+    y = 2.0 + 10.0 * X[:, 0] + rng.normal(0, 0.01, 60)
+    assert extrapolates("linear", X, y)  # 12 at the first corner vs measured ~5.6-6.4
+    assert not extrapolates("lightgbm_tuned", X, y)  # trees stay within the measured values
+    best, table = select_model(X, y, candidates=("linear", "lightgbm_tuned"), folds=5)
+    assert table.loc["linear", "spearman"] > table.loc["lightgbm_tuned", "spearman"]
+    assert (
+        best == "lightgbm_tuned"
+        and bool(table.loc["linear", "extrapolates"])
+        and not table.loc["linear", "eligible"]
+    )

@@ -58,6 +58,27 @@ def _rank_key(row: pd.Series, metric: str) -> float:
     return value if metric in ("mae", "rmse") else -value
 
 
+def extrapolates(model_name: str, X: ArrayLike, y: ArrayLike, seed: int = 0, n_probe: int = 2048) -> bool:
+    """Whether ``model_name`` fitted on (X, y) predicts far outside the measured range on unseen mixtures.
+
+    Probes: uniform draws from the simplex plus every pure-domain mixture (the corners a search can reach).
+    "Far" means beyond the measured range widened by the range itself on either side; a model doing that
+    (e.g. an exponential law blowing up at a corner) would hand the search an absurd optimum.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    d = X.shape[1]
+    probe = np.vstack([rng.dirichlet(np.ones(d), n_probe), np.eye(d)])
+    with single_thread_blas():
+        pred = np.asarray(
+            make_regressor(model_name, random_state=seed).fit(X, y).predict(probe), dtype=np.float64
+        )
+    lo, hi = float(np.min(y)), float(np.max(y))
+    span = hi - lo or max(abs(hi), 1e-12)
+    return not np.isfinite(pred).all() or pred.min() < lo - span or pred.max() > hi + span
+
+
 def select_model(
     X: ArrayLike,
     y: ArrayLike,
@@ -70,6 +91,8 @@ def select_model(
     """Cross-validate each candidate on (X, y) and return the best name and the CV table (one row per model).
 
     Selection uses only the runs given (the training swarm). Ties in ``metric`` are broken by lower MAE.
+    Eligible are models whose out-of-fold MAE is within 3x the best and which do not predict far outside
+    the measured range on unseen mixtures (:func:`extrapolates`, checked down the ranking until one passes).
     With ``return_oof`` the out-of-fold predictions of each candidate are returned as a third item.
     """
     if metric not in ("spearman", "pearson", "mae", "rmse"):
@@ -97,7 +120,15 @@ def select_model(
             float(table.loc[n, "mae"]),
         ),
     )
+    # The best-ranked model must also stay in range on mixtures outside the swarm; else the next one
+    # (MAE-eligible models come first in ``order``). If every model extrapolates, the top one is kept.
+    table["extrapolates"] = False
     best = order[0]
+    for name in order:
+        if not extrapolates(name, X, y, seed=seed):
+            best = name
+            break
+        table.loc[name, ["eligible", "extrapolates"]] = [False, True]
     table["chosen"] = table.index == best
     if return_oof:
         return best, table, oofs
