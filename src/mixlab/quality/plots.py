@@ -12,13 +12,8 @@ def score_histograms(
     quality: pd.DataFrame, domains: np.ndarray | None, out: str | Path, bins: int = 40
 ) -> Path:
     """Write one histogram panel per domain of ``quality_score`` (kept vs filtered); return the PNG path."""
-    import matplotlib
+    from mixlab.figures import plt, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     dom = np.asarray(domains if domains is not None else np.full(len(quality), "all"), dtype=object)
     names = sorted(set(dom.tolist()))
     cols = min(3, len(names))
@@ -35,7 +30,4 @@ def score_histograms(
     for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     axes[0, 0].legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=80)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from mixlab.figures import plt, save_figure
 from mixlab.regression.fit import FitResult
 
 
@@ -24,8 +20,6 @@ def plot_cv_predictions(result: FitResult, target: str, path: str | Path) -> Pat
         raise ValueError(f"no fitted target {target!r}")
     df = result.oof[target]
     row = result.summary().loc[target]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.scatter(df["measured"], df["predicted"], s=10, alpha=0.6)
     lo = float(min(df["measured"].min(), df["predicted"].min()))
@@ -37,10 +31,7 @@ def plot_cv_predictions(result: FitResult, target: str, path: str | Path) -> Pat
         f"{target}\n{row['model']}: Spearman {row['spearman']:.3f}, Pearson {row['pearson']:.3f}, MAE {row['mae']:.3g}",
         fontsize=8,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_all_cv(result: FitResult, out_dir: str | Path) -> list[Path]:

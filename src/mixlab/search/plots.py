@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+
+from mixlab.figures import plt, save_figure
 
 
 def plot_weights(results: Mapping[str, Any], path: str | Path) -> Path:
@@ -34,12 +32,7 @@ def plot_weights(results: Mapping[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("weight")
     ax.set_title("optimal mixture per objective")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_tradeoff(results: Mapping[str, Any], path: str | Path) -> Path:
@@ -67,9 +60,4 @@ def plot_tradeoff(results: Mapping[str, Any], path: str | Path) -> Path:
     ax.axvline(0, color="gray", lw=1)
     ax.set_xlabel("predicted loss vs the objective's own optimum (positive = worse)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
