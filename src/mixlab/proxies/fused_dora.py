@@ -4,7 +4,7 @@ peft computes a DoRA linear layer as (``g = m / ||W + s·B·A||`` per output row
 
     out = W·x + (g - 1) ⊙ (W·drop(x)) + g ⊙ s · B·A·drop(x)
 
-as about six separate tensor operations over the (tokens × out_features) output, each a full pass over
+as five separate tensor operations over the (tokens × out_features) output, each a full pass over
 memory in the forward and again in the backward. For a small proxy model with a large vocabulary the
 output head dominates and those passes cost as much as the matrix products. Here the same expression
 is evaluated as::
@@ -27,6 +27,7 @@ scale) keep peft's forward.
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -53,61 +54,86 @@ def _single_dora_adapter(module: Any) -> str | None:
     return name
 
 
-def weight_norm(weight: torch.Tensor, delta: torch.Tensor, scaling: float) -> torch.Tensor:
-    """Row norms of ``weight + scaling * delta``, outside autograd (DoRA treats the norm as a constant)."""
+def weight_norm(weight: torch.Tensor, up: torch.Tensor, down: torch.Tensor, scaling: float) -> torch.Tensor:
+    """Row norms of ``weight + scaling * up @ down``, outside autograd (DoRA treats the norm as a constant)."""
     with torch.no_grad():
-        return torch.linalg.norm(weight + scaling * delta, dim=1)
+        return torch.linalg.norm(torch.addmm(weight, up, down, alpha=scaling), dim=1)
+
+
+@dataclass(frozen=True)
+class DoraLinearParts:
+    """A DoRA linear layer's pieces for the fused expression (see the module docstring)."""
+
+    weight: torch.Tensor
+    """The frozen base weight W (out x in), in the adapter's dtype."""
+    bias: torch.Tensor | None
+    lora_a: torch.Tensor
+    """A (r x in)."""
+    gain: torch.Tensor
+    """g = m / ||W + s·B·A|| per output row (gradient flows to m only)."""
+    scaled_b: torch.Tensor
+    """s·g ⊙ B (out x r): B with its rows scaled, so that g ⊙ s·B·A·x = (A·x)·scaled_bᵀ."""
+
+
+def dora_linear_parts(module: Any) -> DoraLinearParts:
+    """The fused-expression pieces of a single-adapter peft DoRA ``lora.Linear``."""
+    name = module.active_adapters[0]
+    base: nn.Linear = module.get_base_layer()
+    lora_a: torch.Tensor = module.lora_A[name].weight
+    lora_b: torch.Tensor = module.lora_B[name].weight
+    scaling = float(module.scaling[name])
+    weight = base.weight.to(lora_a.dtype)
+    gain = module.lora_magnitude_vector[name].weight / weight_norm(weight, lora_b, lora_a, scaling)
+    return DoraLinearParts(weight, base.bias, lora_a, gain, lora_b * (scaling * gain)[:, None])
+
+
+def dora_dropout(module: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """``x`` through the adapter's own dropout module when it is active (training, p > 0), else None."""
+    dropout = module.lora_dropout[module.active_adapters[0]]
+    return dropout(x) if module.training and not isinstance(dropout, nn.Identity) else None
+
+
+def _needs_peft_forward(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return bool(
+        module.disable_adapters or module.merged or args or kwargs or len(module.active_adapters) != 1
+    )
+
+
+def _add_low_rank(mixed: torch.Tensor, low: torch.Tensor, scaled_b: torch.Tensor) -> torch.Tensor:
+    """``mixed + low @ scaled_b.T`` over the last dimension, as one ``addmm`` on flattened rows."""
+    out = torch.addmm(mixed.reshape(-1, mixed.shape[-1]), low.reshape(-1, low.shape[-1]), scaled_b.t())
+    return out.view(*mixed.shape[:-1], out.shape[-1])
 
 
 def _linear_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    name = self.active_adapters[0]
-    if self.disable_adapters or self.merged or args or kwargs or self.active_adapters != [name]:
+    if _needs_peft_forward(self, args, kwargs):
         return getattr(self, _ORIGINAL)(x, *args, **kwargs)
-    base: nn.Linear = self.get_base_layer()
-    lora_a: torch.Tensor = self.lora_A[name].weight
-    lora_b: torch.Tensor = self.lora_B[name].weight
-    scaling = float(self.scaling[name])
-    x = x.to(lora_a.dtype)
-    weight = base.weight.to(x.dtype)
-
-    gain = self.lora_magnitude_vector[name].weight / weight_norm(weight, lora_b @ lora_a, scaling)
-    base_out = F.linear(x, weight)
-    dropout = self.lora_dropout[name]
-    if self.training and not isinstance(dropout, nn.Identity):
-        x = dropout(x)
-        mixed = torch.addcmul(base_out, F.linear(x, weight), gain - 1.0)
+    parts = dora_linear_parts(self)
+    x = x.to(parts.lora_a.dtype)
+    base_out = F.linear(x, parts.weight)
+    dropped = dora_dropout(self, x)
+    if dropped is not None:
+        x = dropped
+        mixed = torch.addcmul(base_out, F.linear(x, parts.weight), parts.gain - 1.0)
     else:
-        mixed = base_out * gain
-    if base.bias is not None:
-        mixed = mixed + base.bias
-    lead = mixed.shape[:-1]
-    out = torch.addmm(
-        mixed.reshape(-1, mixed.shape[-1]),
-        F.linear(x, lora_a).reshape(-1, lora_a.shape[0]),
-        (lora_b * (scaling * gain)[:, None]).t(),
-    )
-    return out.view(*lead, out.shape[-1])
+        mixed = base_out * parts.gain
+    if parts.bias is not None:
+        mixed = mixed + parts.bias
+    return _add_low_rank(mixed, F.linear(x, parts.lora_a), parts.scaled_b)
 
 
 def _embedding_forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-    name = self.active_adapters[0]
-    if self.disable_adapters or self.merged or args or kwargs or self.active_adapters != [name]:
+    if _needs_peft_forward(self, args, kwargs):
         return getattr(self, _ORIGINAL)(x, *args, **kwargs)
+    name = self.active_adapters[0]
     base: nn.Embedding = self.get_base_layer()
     emb_a: torch.Tensor = self.lora_embedding_A[name]  # (r, vocab)
     emb_b: torch.Tensor = self.lora_embedding_B[name]  # (dim, r)
     scaling = float(self.scaling[name])
     # peft's embedding DoRA normalises each embedding dimension over the vocabulary (a (dim,) magnitude)
-    gain = self.lora_magnitude_vector[name].weight / weight_norm(base.weight.t(), emb_b @ emb_a, scaling)
+    gain = self.lora_magnitude_vector[name].weight / weight_norm(base.weight.t(), emb_b, emb_a, scaling)
     rows = self._embed(x, emb_a.t())  # (..., r)
-    mixed = base(x) * gain
-    lead = mixed.shape[:-1]
-    out = torch.addmm(
-        mixed.reshape(-1, mixed.shape[-1]),
-        rows.reshape(-1, emb_a.shape[0]),
-        (emb_b * (scaling * gain)[:, None]).t(),
-    )
-    return out.view(*lead, out.shape[-1])
+    return _add_low_rank(base(x) * gain, rows, emb_b * (scaling * gain)[:, None])
 
 
 def is_fused(module: nn.Module) -> bool:

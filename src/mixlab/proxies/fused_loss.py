@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixlab.proxies.fused_dora import is_fused, weight_norm
+from mixlab.proxies.fused_dora import dora_dropout, dora_linear_parts, is_fused
 
 IGNORE_INDEX = -100
 #: Logit elements per chunk (rows x vocabulary): big enough for efficient matrix products, small enough
@@ -143,25 +143,19 @@ def fused_causal_lm_loss(model: Any, input_ids: torch.Tensor) -> torch.Tensor | 
     if torch.is_autocast_enabled() or not _supports_fused_head(hf_model):
         return None
     head = hf_model.get_output_embeddings()
-    targets = F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)
-    if type(head) is nn.Linear:
-        hidden = hf_model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
-        h = hidden.reshape(-1, hidden.shape[-1])
-        return _ChunkedHeadCrossEntropy.apply(h, head.weight, head.bias, None, None, None, None, targets)
-    if not is_fused(head) or head.merged or head.disable_adapters:
+    plain = type(head) is nn.Linear
+    if not plain and (not is_fused(head) or head.merged or head.disable_adapters):
         return None
-    name = head.active_adapters[0]
-    base: nn.Linear = head.get_base_layer()
+    targets = F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX).reshape(-1)
     hidden = hf_model.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
     h = hidden.reshape(-1, hidden.shape[-1])
-    lora_a = head.lora_A[name].weight
-    lora_b = head.lora_B[name].weight
-    scaling = float(head.scaling[name])
-    h = h.to(lora_a.dtype)
-    weight = base.weight.to(h.dtype)
-    gain = head.lora_magnitude_vector[name].weight / weight_norm(weight, lora_b @ lora_a, scaling)
-    dropout = head.lora_dropout[name]
-    h_drop = dropout(h) if head.training and not isinstance(dropout, nn.Identity) else h
-    gm1 = gain - 1.0  # without dropout hd = h, and h W^T + (g - 1) h W^T = g h W^T as peft computes
-    bs = lora_b * (scaling * gain)[:, None]
-    return _ChunkedHeadCrossEntropy.apply(h, weight, base.bias, h_drop, gm1, lora_a, bs, targets)
+    if plain:
+        return _ChunkedHeadCrossEntropy.apply(h, head.weight, head.bias, None, None, None, None, targets)
+    parts = dora_linear_parts(head)
+    h = h.to(parts.lora_a.dtype)
+    dropped = dora_dropout(head, h)
+    # without dropout hd = h, and h W^T + (g - 1) h W^T = g h W^T as peft computes
+    h_drop = h if dropped is None else dropped
+    return _ChunkedHeadCrossEntropy.apply(
+        h, parts.weight, parts.bias, h_drop, parts.gain - 1.0, parts.lora_a, parts.scaled_b, targets
+    )
