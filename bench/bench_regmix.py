@@ -62,7 +62,7 @@ def main() -> int:
             "lightgbm": spearman100("lightgbm", Xtr, ytr, Xte, yte),
             "chosen": chosen,
             "cv": 100 * float(table.loc[chosen, "spearman"]),
-            "cv_table": table,
+            "n_candidates": len(table),
             "mixlab": spearman100(chosen, Xtr, ytr, Xte, yte),
             "select_s": time.perf_counter() - t0,
         }
@@ -78,7 +78,7 @@ def main() -> int:
             flush=True,
         )
     t_select = sum(r["select_s"] for r in rows)
-    table = rows[0]["cv_table"]
+    n_candidates = rows[0]["n_candidates"]
 
     def summary(label: str, sel: list[dict]) -> None:
         lin = np.mean([r["linear"] for r in sel])
@@ -94,7 +94,7 @@ def main() -> int:
     if len(rows) > 1:
         summary(f"mean over {len(rows)} losses", rows)
     print(
-        f"model selection (5-fold CV of {len(table)} candidates x {len(rows)} target(s)): {t_select:.1f} s "
+        f"model selection ({args.folds}-fold CV of {n_candidates} candidates x {len(rows)} target(s)): {t_select:.1f} s "
         f"CPU in {t_wall:.1f} s wall over {args.jobs} process(es)"
     )
 

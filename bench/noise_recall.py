@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mixlab.pool.ingest import ingest
+from mixlab.pool.pool import Pool
 from mixlab.quality.config import QualityConfig
 from mixlab.quality.stage import score_quality
 
@@ -89,14 +90,14 @@ def main() -> None:
 
 
 def combined(
-    pool: object, kind: np.ndarray, filtered: np.ndarray, ids: list[str], source: np.ndarray, threshold: float
+    pool: Pool, kind: np.ndarray, filtered: np.ndarray, ids: list[str], source: np.ndarray, threshold: float
 ) -> None:
     """Quality + dedup at one near-duplicate threshold: recall, strict FPR and its causes."""
     from mixlab.dedup.config import DedupConfig
     from mixlab.dedup.stage import dedup_pool
 
-    dedup_pool(pool, DedupConfig(threshold=threshold), force=True)  # type: ignore[arg-type]
-    attr = pool.read_attr("dedup", columns=["dup_keep", "dup_cluster"])  # type: ignore[attr-defined]
+    dedup_pool(pool, DedupConfig(threshold=threshold), force=True)
+    attr = pool.read_attr("dedup", columns=["dup_keep", "dup_cluster"])
     dropped = ~attr["dup_keep"].to_numpy(dtype=bool)
     row = {doc_id: i for i, doc_id in enumerate(ids)}
     rep_is_noise = np.array([kind[row[c]] != "" for c in attr["dup_cluster"].to_list()], dtype=bool)

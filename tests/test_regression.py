@@ -52,6 +52,13 @@ def _synthetic_swarm(n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.DataF
     return ratios, metrics
 
 
+def _fit_cli(tmp_path: Path, *extra: str, metrics: str = "metrics.csv") -> int:
+    """``mixlab fit`` on tmp_path/ratios.csv and tmp_path/<metrics> with ``extra`` arguments."""
+    return main(
+        ["fit", "--ratios", str(tmp_path / "ratios.csv"), "--metrics", str(tmp_path / metrics), *extra]
+    )
+
+
 def test_cv_selected_model_beats_ridge_on_regmix() -> None:
     """On half of RegMix's train runs, CV picks a nonlinear model, and it beats Ridge on the held-out test runs."""
     ratios, metrics, test_r, test_m = _regmix()
@@ -136,25 +143,10 @@ def test_fit_cli_predict_writes_id_and_prediction(tmp_path: Path) -> None:
     other.index = pd.Index([f"cand{i}" for i in range(10)], name="run_id")
     other.to_csv(tmp_path / "other.csv")
     out = tmp_path / "pred.csv"
-    code = main(
-        [
-            "fit",
-            "--ratios",
-            str(tmp_path / "ratios.csv"),
-            "--metrics",
-            str(tmp_path / "metrics.csv"),
-            "--target",
-            PILE_CC,
-            "--model",
-            "log_ridge",
-            "--cv",
-            "3",
-            "--predict",
-            str(tmp_path / "other.csv"),
-            "--out",
-            str(out),
-        ]
-    )
+    code = _fit_cli(
+        tmp_path, "--target", PILE_CC, "--model", "log_ridge", "--cv", "3", "--predict", str(tmp_path / "other.csv"),
+        "--out", str(out),
+    )  # fmt: skip
     assert code == 0
     df = pd.read_csv(out)
     assert list(df.columns) == ["run_id", "prediction"]
@@ -166,25 +158,10 @@ def test_fit_cli_writes_fit_folder(tmp_path: Path) -> None:
     ratios, metrics = _synthetic_swarm()
     ratios.to_csv(tmp_path / "ratios.csv")
     metrics.to_csv(tmp_path / "metrics.csv")
-    code = main(
-        [
-            "fit",
-            "--ratios",
-            str(tmp_path / "ratios.csv"),
-            "--metrics",
-            str(tmp_path / "metrics.csv"),
-            "--sum-of",
-            "a/acc,b/acc",
-            "--name",
-            "total",
-            "--model",
-            "ridge",
-            "--cv",
-            "3",
-            "--out",
-            str(tmp_path / "fit"),
-        ]
-    )
+    code = _fit_cli(
+        tmp_path, "--sum-of", "a/acc,b/acc", "--name", "total", "--model", "ridge", "--cv", "3",
+        "--out", str(tmp_path / "fit"),
+    )  # fmt: skip
     assert code == 0
     assert (tmp_path / "fit" / "fit.json").exists()
     assert (tmp_path / "fit" / "cv_total.png").stat().st_size > 1000
@@ -199,7 +176,7 @@ def test_malformed_ratios_error_names_file_and_line(
     ratios.iloc[2, 1] = "lots"
     ratios.to_csv(tmp_path / "ratios.csv")
     metrics.to_csv(tmp_path / "metrics.csv")
-    code = main(["fit", "--ratios", str(tmp_path / "ratios.csv"), "--metrics", str(tmp_path / "metrics.csv")])
+    code = _fit_cli(tmp_path)
     err = capsys.readouterr().err
     assert code == 1
     assert "ratios.csv" in err and "line 4" in err and "web" in err
@@ -211,21 +188,11 @@ def test_missing_target_column_and_id_column_errors(
     ratios, metrics = _synthetic_swarm(n=10)
     ratios.to_csv(tmp_path / "ratios.csv")
     metrics.to_csv(tmp_path / "metrics.csv")
-    code = main(
-        [
-            "fit",
-            "--ratios",
-            str(tmp_path / "ratios.csv"),
-            "--metrics",
-            str(tmp_path / "metrics.csv"),
-            "--target",
-            "c/acc",
-        ]
-    )
+    code = _fit_cli(tmp_path, "--target", "c/acc")
     err = capsys.readouterr().err
     assert code == 1 and "metrics.csv" in err and "c/acc" in err
     metrics.reset_index(drop=True).to_csv(tmp_path / "noid.csv", index=False)
-    code = main(["fit", "--ratios", str(tmp_path / "ratios.csv"), "--metrics", str(tmp_path / "noid.csv")])
+    code = _fit_cli(tmp_path, metrics="noid.csv")
     assert code == 1 and "no run id column" in capsys.readouterr().err
 
 

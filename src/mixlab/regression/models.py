@@ -278,15 +278,11 @@ class GPRegressor(RegressorMixin, BaseEstimator):
 
     def _fast_mean(self, feats: NDArray[np.float64]) -> NDArray[np.float64] | None:
         """Posterior mean for the fitted Constant * Matern + White kernel, evaluated in chunks."""
-        kernel = self.gp_.kernel_
-        try:
-            amp = float(kernel.k1.k1.constant_value)
-            matern = kernel.k1.k2
-            scale = np.asarray(matern.length_scale, dtype=np.float64)
-            nu = float(matern.nu)
-        except AttributeError:
-            return None
-        if nu not in (0.5, 1.5, 2.5):
+        kernel = self.gp_.kernel_  # Constant * Matern + White, as built in fit()
+        amp = float(kernel.k1.k1.constant_value)
+        scale = np.asarray(kernel.k1.k2.length_scale, dtype=np.float64)
+        nu = float(kernel.k1.k2.nu)
+        if nu not in (0.5, 1.5, 2.5):  # no closed form here: sklearn's generic path
             return None
         train = self.gp_.X_train_ / scale
         train_sq = np.einsum("ij,ij->i", train, train)
