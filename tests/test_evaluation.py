@@ -12,13 +12,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 from mixlab.cli import main
 from mixlab.evaluation.domain_loss import domain_losses
 from mixlab.evaluation.multiple_choice import (
-    _doc_record,
+    doc_record,
     encode_documents,
     evaluate_task,
     load_model,
@@ -220,9 +221,46 @@ def test_acc_and_acc_norm_differ_on_crafted_case(loaded: tuple[Any, Any]) -> Non
     assert (rec["pred_norm"], rec["acc_norm"]) == (1, 1.0)
     # pure arithmetic of the definitions, including the UTF-8 byte variant
     # per char: -2, -1.8, -1.19 -> 2; per UTF-8 byte ("é" is 2 bytes): -2, -0.9, -1.19 -> 1
-    by_hand = _doc_record(0, [-4.0, -9.0, -9.5], ["ab", "ééééé", "abcdefgh"], gold=1)
+    by_hand = doc_record(0, [-4.0, -9.0, -9.5], ["ab", "ééééé", "abcdefgh"], gold=1)
     assert (by_hand["pred"], by_hand["pred_norm"], by_hand["pred_bytes"]) == (0, 2, 1)
     assert (by_hand["acc"], by_hand["acc_norm"], by_hand["acc_bytes"]) == (0.0, 0.0, 1.0)
+
+
+def test_continuous_metrics_match_hand_computation(loaded: tuple[Any, Any]) -> None:
+    """gold_bpb, correct_prob and margin from a tiny model's own log-likelihoods, computed by hand."""
+    model, tok = loaded
+    docs = [
+        {"question": "Which one?", "choices": ["yes", "no way", "perhaps é"], "answer": 2},
+        {"question": "Pick the animal.", "choices": ["a cat", "blue"], "answer": 0},
+        {"question": "And now?", "choices": ["x", "yy", "zzz", "wwww"], "answer": 1},
+    ]
+    task = Task(name="cont", docs=docs)
+    result = evaluate_task(model, tok, task, batch_size=2)
+    by_metric: dict[str, list[float]] = {"gold_bpb": [], "correct_prob": [], "margin": []}
+    for i, rec in enumerate(result.per_doc):
+        conts = task.continuations(i)
+        lls = [_reference_loglikelihood(model, tok, task.context(i), c, max_length=256) for c in conts]
+        gold = docs[i]["answer"]
+        choices = docs[i]["choices"]
+        bpb = -lls[gold] / (math.log(2) * len(conts[gold].encode("utf-8")))
+        prob = math.exp(lls[gold]) / sum(math.exp(x) for x in lls)
+        per_char = [ll / len(c) for ll, c in zip(lls, choices, strict=True)]
+        margin = per_char[gold] - max(v for j, v in enumerate(per_char) if j != gold)
+        assert rec["gold_bpb"] == pytest.approx(bpb, abs=1e-5)
+        assert rec["correct_prob"] == pytest.approx(prob, abs=1e-6)
+        assert rec["margin"] == pytest.approx(margin, abs=1e-5)
+        assert (rec["margin"] > 0) == bool(rec["acc_norm"])  # margin's sign is what acc_norm reads
+        by_metric["gold_bpb"].append(bpb)
+        by_metric["correct_prob"].append(prob)
+        by_metric["margin"].append(margin)
+    for name, values in by_metric.items():
+        assert result.metrics[name] == pytest.approx(float(np.mean(values)), abs=1e-5)
+        assert result.metrics[f"{name}_stderr"] == pytest.approx(mean_stderr(values), abs=1e-5)
+    # pure arithmetic: two choices with log-likelihoods -1 and -3 (gold 0), " ab" scored, choices "ab", "cd"
+    by_hand = doc_record(0, [-1.0, -3.0], ["ab", "cd"], gold=0)
+    assert by_hand["gold_bpb"] == pytest.approx(1.0 / (math.log(2) * 3))
+    assert by_hand["correct_prob"] == pytest.approx(1 / (1 + math.exp(-2)))
+    assert by_hand["margin"] == pytest.approx(-0.5 - -1.5)
 
 
 def test_stderr_is_sample_std_over_sqrt_n() -> None:
@@ -434,11 +472,8 @@ def test_evaluate_run_from_config(tmp_path: Path, model_dir: Path, elmb_file: Pa
         tasks={"tiny": str(elmb_file)}, domain_data={"code": str(held_out)}, limit=2, device="cpu"
     )
     row = evaluate_run(model_dir, cfg, out_dir=tmp_path / "run")
-    assert set(row) == {
-        "tiny/acc",
-        "tiny/acc_norm",
-        "tiny/acc_stderr",
-        "tiny/acc_norm_stderr",
+    metrics = ("acc", "acc_norm", "acc_bytes", "gold_bpb", "correct_prob", "margin")
+    assert set(row) == {f"tiny/{m}" for m in metrics} | {f"tiny/{m}_stderr" for m in metrics} | {
         "loss/code",
         "bpb/code",
     }

@@ -119,3 +119,32 @@ def test_mixlab_matches_lm_eval_per_document(tmp_path: Path, monkeypatch: pytest
             assert result.metrics["acc_norm_stderr"] == pytest.approx(
                 ref_metrics["acc_norm_stderr,none"], abs=1e-9
             )
+
+    # The same run, written by lm-eval's own EvaluationTracker (the --log_samples files), imported back.
+    import copy
+
+    from lm_eval.loggers import EvaluationTracker
+
+    from mixlab.cli import main as mixlab_main
+    from mixlab.evaluation.results import read_json_metrics
+
+    tracker = EvaluationTracker(output_path=str(tmp_path / "lmeval_out"))
+    tracker.general_config_tracker.model_name_sanitized = "tiny"
+    tracker.date_id = "2026-11-28T12-00-00.000001"  # set by save_results_aggregated in lm-eval's CLI
+    for name in names:
+        tracker.save_results_samples(task_name=name, samples=copy.deepcopy(out["samples"][name]))
+    sample_files = sorted((tmp_path / "lmeval_out").rglob("samples_*.jsonl"))
+    assert len(sample_files) == len(names)
+    imported = tmp_path / "imported"
+    assert (
+        mixlab_main(["eval", "--lmeval-samples", str(tmp_path / "lmeval_out"), "--out", str(imported)]) == 0
+    )
+    metrics = read_json_metrics(imported / "metrics.json")
+    for short, name in zip(TASKS, names, strict=True):
+        ref_metrics = out["results"][name]
+        assert metrics[name]["acc"] == pytest.approx(ref_metrics["acc,none"], abs=1e-12)
+        assert metrics[name]["acc_norm"] == pytest.approx(ref_metrics["acc_norm,none"], abs=1e-12)
+        own = evaluate_task(model, tok, load_task(short, DATA / "tasks" / f"{short}.jsonl"), limit=LIMIT)
+        for metric in ("gold_bpb", "correct_prob", "margin"):
+            assert metrics[name][metric] == pytest.approx(own.metrics[metric], abs=1e-4), (name, metric)
+        assert (imported / f"{name}.jsonl").exists()

@@ -16,18 +16,39 @@ def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
+def _print_metrics(name: str, m: dict[str, float]) -> None:
+    print(
+        f"{name}: acc {_fmt(m['acc'])} ± {_fmt(m['acc_stderr'])}  "
+        f"acc_norm {_fmt(m['acc_norm'])} ± {_fmt(m['acc_norm_stderr'])}  "
+        f"gold_bpb {_fmt(m['gold_bpb'])}  correct_prob {_fmt(m['correct_prob'])}  "
+        f"margin {_fmt(m['margin'])}  n {int(m['n'])}"
+    )
+
+
+def _cmd_import_lmeval(args: argparse.Namespace) -> int:
+    from mixlab.evaluation.lmeval_import import import_samples
+
+    rename = {v: k for k, v in parse_task_specs(args.tasks).items()} if args.tasks else None
+    results = import_samples(args.lmeval_samples, rename=rename)
+    for name, result in results.items():
+        _print_metrics(name, result.metrics)
+    path = write_task_results(results, args.out)
+    print(f"imported {len(results)} lm-eval task(s); wrote their result files and {path}")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.lmeval_samples is not None:
+        return _cmd_import_lmeval(args)
+    if args.model is None or args.tasks is None:
+        raise SystemExit("mixlab eval: --model and --tasks are required (or give --lmeval-samples PATH)")
     specs = parse_task_specs(args.tasks)
     tasks = {name: load_task(name, spec) for name, spec in specs.items()}  # fail on bad files before loading
     model, tokenizer = load_model(args.model, args.device)
     results = {}
     for name, task in tasks.items():
         results[name] = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, limit=args.limit)
-        m = results[name].metrics
-        print(
-            f"{name}: acc {_fmt(m['acc'])} ± {_fmt(m['acc_stderr'])}  "
-            f"acc_norm {_fmt(m['acc_norm'])} ± {_fmt(m['acc_norm_stderr'])}  n {int(m['n'])}"
-        )
+        _print_metrics(name, results[name].metrics)
     path = write_task_results(results, args.out)
     print(f"wrote {len(results)} task result files and {path}")
     return 0
@@ -57,13 +78,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e = sub.add_parser(
         "eval", help="score a model on multiple-choice tasks exactly as lm-eval's hf model does"
     )
-    e.add_argument(
-        "--model", required=True, help="model folder (transformers AutoModelForCausalLM + tokenizer)"
-    )
+    e.add_argument("--model", help="model folder (transformers AutoModelForCausalLM + tokenizer)")
     e.add_argument(
         "--tasks",
-        required=True,
-        help="NAME=SPEC[,NAME=SPEC...]; SPEC is an ELMB .jsonl/.parquet file, an lm-eval task YAML or a HF id",
+        help=(
+            "NAME=SPEC[,NAME=SPEC...]; SPEC is an ELMB .jsonl/.parquet file, an lm-eval task YAML or a HF id. "
+            "With --lmeval-samples: NAME=LMEVAL_TASK renames imported tasks"
+        ),
+    )
+    e.add_argument(
+        "--lmeval-samples",
+        default=None,
+        help=(
+            "import lm-eval --log_samples output instead of scoring: a samples_<task>_<timestamp>.jsonl "
+            "file or a folder of them; writes the same NAME.jsonl and metrics.json"
+        ),
     )
     e.add_argument("--out", required=True, help="folder for NAME.jsonl per task and metrics.json")
     e.add_argument("--batch-size", type=int, default=32, help="documents per forward pass")

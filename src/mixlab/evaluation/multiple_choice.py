@@ -34,6 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mixlab.evaluation.logprobs import TokenScorer, model_max_length, resolve_device
+from mixlab.evaluation.metrics import DOC_METRICS, ChoiceScores
 from mixlab.evaluation.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "EncodedDoc",
     "TaskResult",
+    "aggregate_metrics",
+    "doc_record",
     "encode_documents",
     "evaluate_model",
     "evaluate_task",
@@ -59,10 +62,11 @@ class TaskResult:
 
     name: str
     per_doc: list[dict[str, Any]]
-    """``doc_index``, ``acc``, ``acc_norm``, ``acc_bytes``, ``loglikelihoods``, ``pred``, ``pred_norm``,
+    """``doc_index``, every metric of :data:`mixlab.evaluation.metrics.DOC_METRICS` (``acc``, ``acc_norm``,
+    ``acc_bytes``, ``gold_bpb``, ``correct_prob``, ``margin``), ``loglikelihoods``, ``pred``, ``pred_norm``,
     ``pred_bytes``, ``answer``."""
     metrics: dict[str, float] = field(default_factory=dict)
-    """``acc``, ``acc_norm``, ``acc_stderr``, ``acc_norm_stderr``, ``acc_bytes``, ``acc_bytes_stderr``, ``n``."""
+    """Per registered metric its mean and ``<metric>_stderr``, plus ``n``."""
 
 
 @dataclass
@@ -340,32 +344,41 @@ def mean_stderr(values: Sequence[float]) -> float:
     return float(math.sqrt(float(((arr - arr.mean()) ** 2).sum()) / (n - 1)) / math.sqrt(n))
 
 
-def _doc_record(index: int, lls: list[float], choices: list[str], gold: int) -> dict[str, Any]:
-    arr = np.asarray(lls, dtype=np.float64)
+def doc_record(
+    index: int, lls: list[float], choices: list[str], gold: int, continuations: list[str] | None = None
+) -> dict[str, Any]:
+    """One document's record: every registered metric, the log-likelihoods and the argmax predictions.
+
+    ``continuations`` are the scored strings (delimiter + choice); by default ``" " + choice``.
+    """
+    conts = continuations if continuations is not None else [f" {c}" for c in choices]
+    scores = ChoiceScores.of(lls, choices, conts, gold)
+    arr = scores.loglikelihoods
     chars = np.array([float(len(c)) for c in choices])
     nbytes = np.array([float(len(c.encode("utf-8"))) for c in choices])
-    pred, pred_norm, pred_bytes = (
-        int(np.argmax(arr)),
-        int(np.argmax(arr / chars)),
-        int(np.argmax(arr / nbytes)),
+    record: dict[str, Any] = {"doc_index": index}
+    record.update({name: m.fn(scores) for name, m in DOC_METRICS.items()})
+    record.update(
+        {
+            "loglikelihoods": [float(x) for x in lls],
+            "pred": int(np.argmax(arr)),
+            "pred_norm": int(np.argmax(arr / chars)),
+            "pred_bytes": int(np.argmax(arr / nbytes)),
+            "answer": gold,
+        }
     )
-    return {
-        "doc_index": index,
-        "acc": float(pred == gold),
-        "acc_norm": float(pred_norm == gold),
-        "acc_bytes": float(pred_bytes == gold),
-        "loglikelihoods": [float(x) for x in lls],
-        "pred": pred,
-        "pred_norm": pred_norm,
-        "pred_bytes": pred_bytes,
-        "answer": gold,
-    }
+    return record
 
 
-def _aggregate(per_doc: list[dict[str, Any]]) -> dict[str, float]:
+def aggregate_metrics(per_doc: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Mean and standard error (lm-eval's) of every registered metric over the documents, plus ``n``.
+
+    A document without a value (NaN, e.g. the margin of a one-choice item) is left out of that metric.
+    """
     metrics: dict[str, float] = {}
-    for key in ("acc", "acc_norm", "acc_bytes"):
-        values = [r[key] for r in per_doc]
+    for key in DOC_METRICS:
+        values = [float(r[key]) for r in per_doc if key in r and r[key] is not None]
+        values = [v for v in values if not math.isnan(v)]
         metrics[key] = float(np.mean(values)) if values else float("nan")
         metrics[f"{key}_stderr"] = mean_stderr(values)
     metrics["n"] = float(len(per_doc))
@@ -394,8 +407,11 @@ def evaluate_task(
     indices = list(range(len(task.docs) if limit is None else min(limit, len(task.docs))))
     encoded = encode_documents(tokenizer, task, indices)
     lls = score_documents(model, tokenizer, encoded, batch_size=batch_size, desc=f"eval {task.name}")
-    per_doc = [_doc_record(i, ll, task.choices(i), task.gold(i)) for i, ll in zip(indices, lls, strict=True)]
-    return TaskResult(name=task.name, per_doc=per_doc, metrics=_aggregate(per_doc))
+    per_doc = [
+        doc_record(i, ll, task.choices(i), task.gold(i), task.continuations(i))
+        for i, ll in zip(indices, lls, strict=True)
+    ]
+    return TaskResult(name=task.name, per_doc=per_doc, metrics=aggregate_metrics(per_doc))
 
 
 def load_model(model_path: str | Path, device: str | None = None) -> tuple[Any, Any]:

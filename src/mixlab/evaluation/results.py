@@ -1,7 +1,8 @@
 """Evaluation results on disk and as one flat metrics row of the swarm's ``metrics.csv``.
 
-Files written by ``mixlab eval``: ``DIR/<task>.jsonl`` (one record per document) and ``DIR/metrics.json``
-(``{task: {acc, acc_norm, acc_stderr, acc_norm_stderr, n, ...}}``). ``mixlab domain-loss`` writes
+Files written by ``mixlab eval``: ``DIR/<task>.jsonl`` (one record per document, every metric of
+:data:`mixlab.evaluation.metrics.DOC_METRICS`) and ``DIR/metrics.json`` (``{task: {acc, acc_stderr, acc_norm,
+..., gold_bpb, correct_prob, margin, <metric>_stderr, n}}``). ``mixlab domain-loss`` writes
 ``{domain: {loss, bpb, n_tokens, n_bytes, n_docs}}``. NaN (e.g. the stderr of a single document) is stored
 as JSON ``null`` and read back as NaN.
 """
@@ -13,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mixlab.evaluation.metrics import DOC_METRICS
 from mixlab.evaluation.multiple_choice import TaskResult
 
 __all__ = [
@@ -23,15 +25,15 @@ __all__ = [
     "write_task_results",
 ]
 
-#: Task metrics that go into metrics.csv, in column order.
-TASK_METRICS = ("acc", "acc_norm", "acc_stderr", "acc_norm_stderr")
+#: Task metrics that go into metrics.csv, in column order: every registered metric, then their stderrs.
+TASK_METRICS = (*DOC_METRICS, *(f"{m}_stderr" for m in DOC_METRICS))
 
 
 def metrics_row(
     task_results: dict[str, TaskResult], losses: dict[str, dict[str, float]] | None = None
 ) -> dict[str, float]:
-    """Flat row: ``<task>/acc``, ``<task>/acc_norm``, ``<task>/acc_stderr``, ``<task>/acc_norm_stderr``,
-    then ``loss/<domain>`` and ``bpb/<domain>``. Task keys are the dict keys of ``task_results``."""
+    """Flat row: ``<task>/<metric>`` for each registered metric (acc, acc_norm, acc_bytes, gold_bpb,
+    correct_prob, margin), then ``<task>/<metric>_stderr``, then ``loss/<domain>`` and ``bpb/<domain>``. Task keys are the dict keys of ``task_results``."""
     row: dict[str, float] = {}
     for name, result in task_results.items():
         for metric in TASK_METRICS:
