@@ -144,9 +144,7 @@ def clean_stale(folder: Path) -> list[Path]:
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     if removed:
-        log.warning(
-            "%s: removed %d temporary folder(s) left by an interrupted run", folder, len(removed)
-        )
+        log.warning("%s: removed %d temporary folder(s) left by an interrupted run", folder, len(removed))
     return removed
 
 

@@ -10,7 +10,10 @@
    ``dup_jaccard``).
 
 ``decontaminate_pool`` maps :class:`mixlab.dedup.decontam.TaskIndex` matching over the shards
-(attribute ``decontam``). Both skip work already done with the same configuration.
+(attribute ``decontam``). Both skip work already done with the same configuration; a run with another
+configuration recomputes, replacing the attribute shard by shard (completion markers carry the config's
+fingerprint, so a run killed half-way leaves the attribute incomplete, never mixed and marked complete).
+Each holds the lock of its attribute, so a second run of the same stage waits for the first.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from mixlab.dedup.exact import text_hash
 from mixlab.dedup.minhash import permutations, signatures_from_word_hashes
 from mixlab.dedup.normalize import WordHasher, words
 from mixlab.executors.local import map_shards
-from mixlab.pool.pool import Pool, atomic_write_bytes
+from mixlab.pool.pool import Pool, atomic_write_bytes, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +94,6 @@ def _read_signatures(pool: Pool, num_perm: int) -> tuple[list[str], list[str], n
     return ids, hashes, nw, sig
 
 
-def _reset_if_stale(pool: Pool, name: str, key: dict[str, Any], force: bool) -> None:
-    """Record ``key`` as what attribute ``name`` is computed with; if it was computed with something else
-    (or ``force``), drop its completion markers first so that every shard is redone."""
-    info_path = pool.attr_dir(name) / "attr.json"
-    old = json.loads(info_path.read_text()).get("key") if info_path.exists() else None
-    if force or old != key:
-        for marker in pool.attr_dir(name).glob("*.done"):
-            marker.unlink()
-    if old != key:
-        pool.write_attr_info(name, {"key": key})
-
-
 # -- step 2 + 3: global clusters, per-shard attribute -----------------------------------------------------
 def _basis(pool: Pool, config: DedupConfig) -> dict[str, Any]:
     """What representatives are chosen by, with a fingerprint of the quality attribute when used."""
@@ -137,16 +128,34 @@ def dedup_pool(
     everything was already done with this configuration).
     """
     config = config or DedupConfig()
+    with pool.lock(DEDUP_ATTR):
+        return _dedup_locked(pool, config, workers, force)
+
+
+def _dedup_locked(pool: Pool, config: DedupConfig, workers: int, force: bool) -> dict[str, Any]:
     info_path = pool.attr_dir(DEDUP_ATTR) / "attr.json"
-    key = {"config": config.model_dump(mode="json"), "representative_basis": _basis(pool, config)}
-    if not force and pool.has_attr(DEDUP_ATTR) and info_path.exists():
+    with pool.lock("quality"):  # the quality attribute may not change while representatives are chosen
+        basis = _basis(pool, config)
+        priority = _priority(pool, config)
+    key = {"config": config.model_dump(mode="json"), "representative_basis": basis}
+    fp = fingerprint(key)
+    if not force and pool.has_attr(DEDUP_ATTR, fp) and info_path.exists():
         info = json.loads(info_path.read_text())
-        if info.get("key") == key:
+        if info.get("key") == key and "summary" in info:
             return {**info["summary"], "skipped": True}
 
     # step 1: signatures (recomputed when their settings changed)
-    _reset_if_stale(pool, SIGNATURE_ATTR, _signature_key(config), force)
-    map_shards(signature_shard, pool, SIGNATURE_ATTR, config, workers, desc="dedup signatures")
+    sig_fp = fingerprint(_signature_key(config))
+    map_shards(
+        signature_shard,
+        pool,
+        SIGNATURE_ATTR,
+        config,
+        workers,
+        force=force,
+        desc="dedup signatures",
+        fp=sig_fp,
+    )
 
     # step 2: global clustering
     num_perm = config.num_perm if config.near else 0
@@ -160,7 +169,7 @@ def dedup_pool(
         rows = np.flatnonzero(is_first & (n_words >= config.min_words))
         pairs = np.concatenate([e_pairs, near_pairs(sig, rows, config.threshold, config.seed)])
     labels = cluster_labels(n_docs, pairs)
-    rep = representatives(labels, _priority(pool, config))
+    rep = representatives(labels, priority)
     sizes = np.bincount(labels)[labels]
     keep = rep == np.arange(n_docs)
     same_text = np.array([hashes[i] == hashes[r] for i, r in enumerate(rep.tolist())], dtype=bool)
@@ -171,16 +180,25 @@ def dedup_pool(
         jaccard = np.where(same_text, 1.0, 0.0).astype(np.float32)
     pool.attr_dir(DEDUP_ATTR).mkdir(parents=True, exist_ok=True)
 
+    # from here on the attribute is being rewritten with this config: a kill leaves it incomplete
+    previous = pool.set_attr_target(DEDUP_ATTR, fp, key)
+    if previous is not None and previous != fp:
+        log.warning(
+            "dedup: config changed since the last run; recomputing, replacing attribute %r shard by shard",
+            DEDUP_ATTR,
+        )
     buf = io.BytesIO()
     np.savez_compressed(buf, labels=labels, representative=rep, ids=np.array(ids, dtype=np.str_))
     atomic_write_bytes(pool.attr_dir(DEDUP_ATTR) / CLUSTERS_FILE, buf.getvalue())
 
-    # step 3: per-shard tables
+    # step 3: per-shard tables (a shard already written with this fingerprint holds the same table)
     offset = 0
     for shard in tqdm(pool.shards, desc="dedup write", unit="shard"):
         rows_in = pq.read_metadata(pool.shard_path(shard)).num_rows
         sl = slice(offset, offset + rows_in)
         offset += rows_in
+        if not force and pool.attr_done(DEDUP_ATTR, shard, fp):
+            continue
         table = pa.table(
             {
                 "dup_cluster": pa.array([ids[r] for r in rep[sl].tolist()], type=pa.string()),
@@ -190,7 +208,7 @@ def dedup_pool(
                 "dup_jaccard": pa.array(jaccard[sl]),
             }
         )
-        pool.write_attr(DEDUP_ATTR, shard, table)
+        pool.write_attr(DEDUP_ATTR, shard, table, fp)
     summary = {
         "docs": n_docs,
         "clusters": int(keep.sum()),
@@ -266,8 +284,23 @@ def decontaminate_pool(
         if not path.exists():
             raise FileNotFoundError(f"decontam: task {name!r}: file {path} does not exist")
     key = _decontam_key(config)
-    _reset_if_stale(pool, DECONTAM_ATTR, key, force)
-    computed = map_shards(decontam_shard, pool, DECONTAM_ATTR, config, workers, desc="decontam")
+    with pool.lock(DECONTAM_ATTR):
+        computed = map_shards(
+            decontam_shard,
+            pool,
+            DECONTAM_ATTR,
+            config,
+            workers,
+            force=force,
+            desc="decontam",
+            fp=fingerprint(key),
+        )
+        return _decontam_summary(pool, config, key, computed)
+
+
+def _decontam_summary(
+    pool: Pool, config: DecontamConfig, key: dict[str, Any], computed: list[str]
+) -> dict[str, Any]:
     df = pool.read_attr(DECONTAM_ATTR, columns=["contaminated", "contam_task", "contam_overlap"])
     flagged = df[df["contaminated"]]
     per_task = {name: int((flagged["contam_task"] == name).sum()) for name in config.tasks}

@@ -28,7 +28,7 @@ from mixlab.domains.embedding_classifier import EmbeddingClassifier
 from mixlab.domains.hashed_classifier import HashedNgramClassifier
 from mixlab.domains.rules import RuleSet, load_rules
 from mixlab.executors.local import map_shards
-from mixlab.pool.pool import Pool, PoolError
+from mixlab.pool.pool import Pool, PoolError, fingerprint
 
 ATTR = "domains"
 HASHED_STATE = "hashed_classifier"
@@ -288,7 +288,13 @@ def partition_pool(
             fit_info = _fit(pool, config)
     pool.write_attr_info(ATTR, {**info, "fit": fit_info} if fit_info else info)
     done = map_shards(
-        partition_shard, pool, ATTR, config, workers=workers, desc=f"partition ({config.method})"
+        partition_shard,
+        pool,
+        ATTR,
+        config,
+        workers=workers,
+        desc=f"partition ({config.method})",
+        fp=fingerprint(info),  # markers carry config + rules + seeds: a mix of two never reads complete
     )
     return summarize_domains(pool) | {"method": config.method, "computed_shards": done, "fit": fit_info}
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from mixlab.pool.pool import Pool
+from mixlab.pool.pool import Pool, fingerprint
 from mixlab.quality.config import QualityConfig
 
 
@@ -36,10 +36,12 @@ def _cmd_quality(args: argparse.Namespace) -> int:
 
 
 def _write_column(pool: Pool, name: str, values: np.ndarray, info: dict[str, Any]) -> None:
+    fp = fingerprint(info)
+    pool.set_attr_target(name, fp, info)
     start = 0
     for shard in pool.shards:
         n = len(pool.read_shard(shard, ["id"]))
-        pool.write_attr(name, shard, pa.table({name: values[start : start + n]}))
+        pool.write_attr(name, shard, pa.table({name: values[start : start + n]}), fp)
         start += n
     pool.write_attr_info(name, info)
 
@@ -58,20 +60,22 @@ def _cmd_perplexity(args: argparse.Namespace) -> int:
         device=args.device,
         gguf_file=args.gguf_file,
     )
-    for shard in tqdm(pool.shards, desc="perplexity", unit="shard"):
-        if pool.attr_done("perplexity", shard) and not args.force:
-            continue
-        texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
-        pool.write_attr("perplexity", shard, pa.table({"perplexity": scorer.score(texts)}))
-    pool.write_attr_info(
-        "perplexity",
-        {
-            "stage": "perplexity",
-            "model": args.model,
-            "gguf_file": args.gguf_file,
-            "max_length": args.max_length,
-        },
-    )
+    info = {
+        "stage": "perplexity",
+        "model": args.model,
+        "gguf_file": args.gguf_file,
+        "tokenizer": args.tokenizer,
+        "max_length": args.max_length,
+    }
+    fp = fingerprint(info)
+    with pool.lock("perplexity"):
+        pool.set_attr_target("perplexity", fp, info)  # another model: shards are replaced one by one
+        for shard in tqdm(pool.shards, desc="perplexity", unit="shard"):
+            if pool.attr_done("perplexity", shard, fp) and not args.force:
+                continue
+            texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
+            pool.write_attr("perplexity", shard, pa.table({"perplexity": scorer.score(texts)}), fp)
+        pool.write_attr_info("perplexity", info)
     ppl = pool.read_attr("perplexity")["perplexity"]
     print(
         f"perplexity: {len(ppl)} documents, median {ppl.median():.2f}, 5%..95% {ppl.quantile(0.05):.2f}..{ppl.quantile(0.95):.2f}"
@@ -83,15 +87,20 @@ def _cmd_density(args: argparse.Namespace) -> int:
     from mixlab.quality.density import embed_texts, knn_density, load_embedder
 
     pool = Pool.open(args.pool)
-    if pool.has_attr("density") and not args.force:
-        print("density: already computed (use --force to recompute)")
-        return 0
-    texts = pool.read_docs(["text"])["text"].str.slice(0, args.max_chars).tolist()
-    emb = embed_texts(texts, load_embedder(args.model), batch_size=args.batch_size)
-    dens = knn_density(emb, args.k)
-    _write_column(
-        pool, "density", dens, {"stage": "density", "k": args.k, "model": args.model or "all-MiniLM-L6-v2"}
-    )
+    info = {
+        "stage": "density",
+        "k": args.k,
+        "model": args.model or "all-MiniLM-L6-v2",
+        "max_chars": args.max_chars,
+    }
+    with pool.lock("density"):
+        if pool.has_attr("density", fingerprint(info)) and not args.force:
+            print("density: already computed with these settings (use --force to recompute)")
+            return 0
+        texts = pool.read_docs(["text"])["text"].str.slice(0, args.max_chars).tolist()
+        emb = embed_texts(texts, load_embedder(args.model), batch_size=args.batch_size)
+        dens = knn_density(emb, args.k)
+        _write_column(pool, "density", dens, info)
     print(
         f"density: {len(dens)} documents, k={args.k}, median {np.median(dens):.4f}, 99% {np.quantile(dens, 0.99):.4f}"
     )

@@ -6,12 +6,18 @@
    ``quality_classifier`` and ``domains`` when present), applies the threshold rules (reason = first
    failed rule), computes the score (weighted percentile ranks), per-domain quantile buckets, and writes
    one table per shard. Changing a threshold or a weight reruns only this pass (DESIGN principle 1).
+
+Completion markers carry the fingerprint of what a table depends on (the config and the attributes it
+reads), so a rerun with another config replaces ``quality`` shard by shard, and a run killed half-way
+leaves it incomplete rather than mixed. The stage holds the ``quality`` lock: a second run waits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mixlab.executors.local import map_shards
-from mixlab.pool.pool import Pool, PoolError
+from mixlab.pool.pool import Pool, PoolError, atomic_write_text, fingerprint
 from mixlab.quality.buckets import per_domain_buckets, per_domain_edges
 from mixlab.quality.classifier_score import QualityClassifier
 from mixlab.quality.config import FilterRule, QualityConfig
@@ -33,6 +39,8 @@ SIGNALS_ATTR = "quality_signals"
 QUALITY_ATTR = "quality"
 CLASSIFIER_ATTR = "quality_classifier"
 EXTRA_ATTRS = {"perplexity": "perplexity", "density": "density", "classifier": CLASSIFIER_ATTR}
+#: What the per-shard signals depend on (only the code: no setting changes a signal).
+SIGNALS_KEY = {"stage": "quality_signals", "version": 1}
 
 
 def signals_shard(pool_root: str, shard: str, config: dict[str, Any]) -> pa.Table:
@@ -77,10 +85,24 @@ def _read_positive_texts(paths: list[str], fields: list[str]) -> list[str]:
 
 
 def fit_classifier(pool: Pool, config: QualityConfig, force: bool = False) -> Path:
-    """Fit the quality classifier (positives from files, negatives sampled from the pool); save it."""
+    """Fit the quality classifier (positives from files, negatives sampled from the pool); save it.
+
+    The fitted model is reused while the classifier settings and positive files are unchanged.
+    """
     cs = config.classifier
     path = pool.attr_dir(CLASSIFIER_ATTR) / "model.npz"
-    if path.exists() and not force:
+    key_path = path.with_name("model.key.json")
+    key = {
+        "classifier": cs.model_dump(mode="json"),
+        "positive_sha256": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in cs.positive],
+    }
+    fp = fingerprint(key)
+    if (
+        path.exists()
+        and key_path.exists()
+        and not force
+        and json.loads(key_path.read_text(encoding="utf-8")).get("fingerprint") == fp
+    ):
         return path
     pos = _read_positive_texts(cs.positive, cs.text_fields)
     ids = pool.read_docs(["id"])["id"]
@@ -94,8 +116,23 @@ def fit_classifier(pool: Pool, config: QualityConfig, force: bool = False) -> Pa
         offset += len(texts)
     model = QualityClassifier(n_features=cs.n_features, ngram_max=cs.ngram_max, C=cs.C).fit(pos, neg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    key_path.unlink(missing_ok=True)
+    tmp = path.with_name(f".model.tmp{os.getpid()}.npz")
+    model.save(tmp)
+    os.replace(tmp, path)
+    atomic_write_text(key_path, json.dumps({"fingerprint": fp, "key": key}, sort_keys=True))
     return path
+
+
+def _input_fingerprint(pool: Pool, name: str) -> str | None:
+    """What an attribute read by the global pass is (None when absent): its target or its attr.json."""
+    if not pool.has_attr(name):
+        return None
+    target = pool.attr_target(name)
+    if target is not None:
+        return target
+    info = pool.attr_dir(name) / "attr.json"
+    return hashlib.sha256(info.read_bytes()).hexdigest()[:16] if info.exists() else "present"
 
 
 def apply_rules(frame: pd.DataFrame, rules: list[FilterRule]) -> pd.Series:
@@ -186,6 +223,11 @@ def score_quality(
     """
     pool = pool if isinstance(pool, Pool) else Pool.open(pool)
     config = config or QualityConfig()
+    with pool.lock(QUALITY_ATTR):
+        return _score_locked(pool, config, workers, force)
+
+
+def _score_locked(pool: Pool, config: QualityConfig, workers: int, force: bool) -> dict[str, Any]:
     computed = map_shards(
         signals_shard,
         pool,
@@ -194,19 +236,33 @@ def score_quality(
         workers=workers,
         force=force,
         desc="quality signals",
+        fp=fingerprint(SIGNALS_KEY),
     )
     pool.write_attr_info(SIGNALS_ATTR, {"stage": "quality.signals", "batch_docs": config.batch_docs})
     if config.classifier.positive:
         model_path = fit_classifier(pool, config, force=force)
+        key_path = model_path.with_name("model.key.json")
         map_shards(
-            classifier_shard, pool, CLASSIFIER_ATTR, {"model": str(model_path)}, workers=workers, force=force
+            classifier_shard,
+            pool,
+            CLASSIFIER_ATTR,
+            {"model": str(model_path)},
+            workers=workers,
+            force=force,
+            fp=fingerprint(json.loads(key_path.read_text(encoding="utf-8"))),
         )
     frame = pool.read_attr(SIGNALS_ATTR)
     shard_sizes = [len(pool.read_shard(s, ["id"])) for s in pool.shards]
+    inputs: dict[str, str | None] = {SIGNALS_ATTR: pool.attr_target(SIGNALS_ATTR)}
     for col, attr in EXTRA_ATTRS.items():
         if pool.has_attr(attr):
+            inputs[attr] = _input_fingerprint(pool, attr)
             frame[col] = pool.read_attr(attr, columns=[col])[col].to_numpy(dtype=np.float64)
-    domains = _domains(pool, config)
+    with pool.lock(config.domain_attr):
+        inputs[config.domain_attr] = _input_fingerprint(pool, config.domain_attr)
+        domains = _domains(pool, config)
+    key = {"config": config.model_dump(mode="json"), "inputs": inputs}
+    fp = fingerprint(key)
 
     reason = apply_rules(frame, config.filters).to_numpy(dtype=object)
     for name, policy_on in (("perplexity", config.perplexity.enabled), ("density", config.density.enabled)):
@@ -241,11 +297,20 @@ def score_quality(
     out["quality_bucket"] = bucket.astype(np.int64)
     out["quality_keep"] = keep
     out["quality_reason"] = reason.astype(str)
+    # from here on the attribute is being rewritten with this config: a kill leaves it incomplete
+    previous = pool.set_attr_target(QUALITY_ATTR, fp, key)
+    if previous is not None and previous != fp:
+        log.warning(
+            "quality: config or inputs changed since the last run; replacing attribute %r shard by shard",
+            QUALITY_ATTR,
+        )
     start = 0
     for shard, n in zip(pool.shards, shard_sizes, strict=True):
         part = out.iloc[start : start + n].reset_index(drop=True)
-        pool.write_attr(QUALITY_ATTR, shard, pa.Table.from_pandas(part, preserve_index=False))
         start += n
+        if not force and pool.attr_done(QUALITY_ATTR, shard, fp):
+            continue  # written by an earlier run with this very fingerprint: the same table
+        pool.write_attr(QUALITY_ATTR, shard, pa.Table.from_pandas(part, preserve_index=False), fp)
 
     by_reason = Counter(r for r in reason.tolist() if r)
     per_domain: dict[str, Any] = {}
