@@ -11,7 +11,7 @@ import pytest
 
 from mixlab.cli import main
 from mixlab.mixtures import MixtureConfig, PoolViewConfig, available_tokens, sample_mixtures, token_prior
-from mixlab.mixtures.sampler import MixtureSamplingError, constrain_weights, entropy
+from mixlab.mixtures.sampler import MixtureSamplingError, constrain_weights, entropy, repeat_seed
 from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool
 from mixlab.swarm import read_ratios
@@ -81,7 +81,12 @@ def test_rows_on_simplex_caps_and_min_weight(pool: Pool) -> None:
     budget = 60_000
     cfg = MixtureConfig(n=80, seed=7, budget_tokens=budget, max_epochs=2, min_weight=0.02)
     ratios = sample_mixtures(prior, cfg, avail)
-    assert list(ratios.index[:3]) == ["mix-000", "mix-001", "mix-002"] and len(ratios) == 80
+    assert list(ratios.index[:3]) == ["mix-000", "mix-001", "mix-002"] and len(ratios) == 80 + 3
+    # three repeats (default), spread over the table and starting with the prior, with identical weights
+    assert list(ratios.index[80:]) == ["mix-000-seed1", "mix-040-seed1", "mix-079-seed1"]
+    for rep in ratios.index[80:]:
+        assert (ratios.loc[rep] == ratios.loc[rep.removesuffix("-seed1")]).all()
+    assert [repeat_seed(r) for r in ("mix-000", "mix-040-seed1", "mix-1-seed12")] == [0, 1, 12]
     assert list(ratios.columns) == DOMAINS
     w = ratios.to_numpy()
     assert np.allclose(w.sum(axis=1), 1.0)
@@ -171,11 +176,11 @@ def test_cli_mixtures_writes_ratios(pool: Pool, tmp_path: Path, capsys: pytest.C
     )
     assert rc == 0
     ratios = read_ratios(out)
-    assert len(ratios) == 12 and list(ratios.columns) == ["code", "rag", "reasoning"]
+    assert len(ratios) == 12 + 3 and list(ratios.columns) == ["code", "rag", "reasoning"]
     assert ratios.index[0] == "mix-000"
     w = ratios.to_numpy()
     assert ((w < 1e-9) | (w >= 0.05 - 1e-7)).all()
-    assert "wrote 12 mixtures" in capsys.readouterr().out
+    assert "wrote 12 mixtures (+3 repeated" in capsys.readouterr().out
     conf.write_text("mixtures:\n  concentrations: [-1]\n")
     assert main(["mixtures", str(pool.root), "--config", str(conf), "--out", str(out)]) == 1
     assert "concentrations" in capsys.readouterr().err

@@ -22,6 +22,7 @@ def _config_from_args(args: argparse.Namespace) -> MixtureConfig:
         "budget_tokens": parse_tokens(args.budget) if args.budget is not None else None,
         "max_epochs": args.max_epochs,
         "min_weight": args.min_weight,
+        "repeats": args.repeats,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -45,7 +46,11 @@ def _cmd_mixtures(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_ratios(out, ratios)
     ent = entropy(ratios)
-    print(f"wrote {len(ratios)} mixtures over {len(ratios.columns)} domains to {out}")
+    n_rep = len(ratios) - config.n
+    print(
+        f"wrote {config.n} mixtures (+{n_rep} repeated with other seeds) over {len(ratios.columns)} "
+        f"domains to {out}"
+    )
     print(
         f"  domains from {catalog.domain_origin}; available tokens: "
         + ", ".join(f"{d}={t}" for d, t in available.items())
@@ -70,5 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--min-weight", type=float, default=None, help="weights are 0 or at least this (default 0.01)"
     )
     p.add_argument("--seed", type=int, default=None, help="sampler seed (default 0)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="mixtures repeated with another seed as <run>-seed1 rows, to measure noise (default 3)",
+    )
     p.add_argument("--out", required=True, help="ratios.csv to write")
     p.set_defaults(func=_cmd_mixtures)

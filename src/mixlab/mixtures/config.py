@@ -52,7 +52,9 @@ class MixtureConfig(PoolViewConfig):
     """RegMix-style sampling of candidate mixtures around the token prior."""
 
     n: int = Field(
-        64, ge=1, description="number of candidate mixtures (rows of ratios.csv), prior/uniform included"
+        64,
+        ge=1,
+        description="number of distinct candidate mixtures, prior/uniform included (`repeats` add rows)",
     )
     seed: int = Field(0, description="seed of the Dirichlet sampler (same seed => same ratios.csv)")
     concentrations: list[float] = Field(
@@ -77,6 +79,16 @@ class MixtureConfig(PoolViewConfig):
     domains: list[str] | None = Field(
         None, description="domains (columns) to mix, in order; default: every domain of the pool, sorted"
     )
+    repeats: int = Field(
+        3,
+        ge=0,
+        description=(
+            "how many of the mixtures are trained again with other seeds (selection and training), as "
+            "extra rows `<run>-seed<k>` with identical weights: they measure each metric's noise, so "
+            "`mixlab signal` and the trust verdicts can compare it with the spread across mixtures"
+        ),
+    )
+    repeat_seeds: int = Field(1, ge=1, description="extra seeds per repeated mixture")
 
     @field_validator("concentrations")
     @classmethod

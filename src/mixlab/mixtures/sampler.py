@@ -15,6 +15,7 @@ The sampler is seeded (``numpy.random.Generator(PCG64(seed))``): same config => 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -201,7 +202,36 @@ def sample_mixtures(
         rows.append(w)
         i += 1
     df = pd.DataFrame(np.vstack(rows), index=pd.Index(run_ids(config.n), name="run"), columns=domains)
-    return df
+    return add_repeats(df, config.repeats, config.repeat_seeds)
+
+
+REPEAT_SUFFIX = re.compile(r"^(?P<run>.+)-seed(?P<k>[1-9]\d*)$")
+
+
+def add_repeats(ratios: pd.DataFrame, repeats: int, seeds: int = 1) -> pd.DataFrame:
+    """Append ``seeds`` copies ``<run>-seed<k>`` of ``repeats`` mixtures spread evenly over the table.
+
+    The first row (the prior, when included) is always among them, so the natural mixture's own noise is
+    measured. Identical rows are what :mod:`mixlab.regression.signal` recognises as repeats.
+    """
+    if repeats <= 0 or ratios.empty:
+        return ratios
+    n = len(ratios)
+    picks = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(repeats, n))})
+    extra = []
+    for i in picks:
+        run = str(ratios.index[i])
+        for k in range(1, seeds + 1):
+            extra.append(ratios.iloc[i].rename(f"{run}-seed{k}"))
+    out = pd.concat([ratios, pd.DataFrame(extra)])
+    out.index.name = ratios.index.name
+    return out
+
+
+def repeat_seed(run: str) -> int:
+    """The seed offset of a run id: ``k`` for a repeat ``<run>-seed<k>``, else 0."""
+    m = REPEAT_SUFFIX.match(str(run))
+    return int(m.group("k")) if m else 0
 
 
 def entropy(weights: pd.DataFrame) -> pd.Series:
