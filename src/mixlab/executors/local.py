@@ -88,6 +88,7 @@ def map_shards(
     since the last run: the attribute is replaced shard by shard, with a warning). ``force`` redoes all.
     Returns the shards computed in this call (empty when everything was already done).
     """
+    pool.require_documents("annotate")
     fp = fp or config_fingerprint(config)
     with pool.lock(name):  # a second run of the same stage waits, then finds the work done
         return _map_locked(fn, pool, name, config, workers, force, desc, fp)

@@ -21,13 +21,23 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         text_field=args.text_field,
         decode_tokenizer=args.decode_tokenizer,
         force=args.force,
+        on_error=args.on_error,
     )
+    meta = pool.meta
+    records = meta.get("documents_in", pool.n_docs() + pool.quarantine_count())
     print(
-        f"pool {pool.root}: {pool.n_docs()} documents, {pool.n_tokens()} tokens, {len(pool.shards)} shards, "
-        f"{pool.quarantine_count()} quarantined"
+        f"pool {pool.root}: {records} records read -> {pool.n_docs()} documents "
+        f"({pool.n_tokens()} tokens, {len(pool.shards)} shards) + {pool.quarantine_count()} quarantined; "
+        f"{meta.get('blank_lines', 0)} blank lines"
     )
-    for reason, n in pool.meta.get("quarantine_reasons", {}).items():
+    for reason, n in meta.get("quarantine_reasons", {}).items():
         print(f"  quarantined ({reason}): {n}")
+    for bad in meta.get("quarantined_files", []):
+        print(f"  quarantined file {bad['file']}: {bad['reason']}")
+    for skip in meta.get("skipped_files", []):
+        print(f"  skipped {skip['file']}: {skip['reason']}")
+    if pool.n_docs() == 0:
+        print(f"warning: the pool holds no documents; see {pool.root / 'quarantine.jsonl'}")
     return 0
 
 
@@ -77,7 +87,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--decode-tokenizer", default=None, help="tokenizer that decodes ClimbLab token ids (GPT-2)"
     )
-    p.add_argument("--force", action="store_true", help="rebuild an existing pool made with other settings")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing pool made with other settings (only a mixlab pool or an empty folder)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("quarantine", "fail"),
+        default="quarantine",
+        help="a bad record or file: quarantine it and go on (default), or stop with an error",
+    )
     p.set_defaults(func=_cmd_ingest)
 
     a = sub.add_parser("attrs", help="list a pool's attributes, or export one joined with document ids")

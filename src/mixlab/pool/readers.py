@@ -8,8 +8,11 @@ Supported inputs (DESIGN.md "Users' world"):
 - the NVIDIA ClimbLab layout (``cluster_k/*.tokenized.parquet`` with GPT-2 ids in ``tokens``), decoded
   with the GPT-2 tokenizer given as ``decode_tokenizer``.
 
-Nothing is dropped silently: malformed lines, wrong encodings, missing or non-string text fields and
-empty documents come back as :class:`Quarantined` with the file, the line and the reason.
+Nothing is dropped silently: malformed lines, wrong encodings (invalid UTF-8, lone surrogates such as
+``"\ud800"``), missing or non-string text fields and empty documents come back as :class:`Quarantined`
+with the file, the line and the reason; blank lines are counted in a :class:`ReadStats`. A UTF-8 byte
+order mark at the start of a file is ignored. Folder expansion reads every supported file and lists the
+others with the reason they were skipped (:func:`expand_inputs_report`).
 """
 
 from __future__ import annotations
@@ -48,8 +51,47 @@ class Quarantined:
     raw: str = ""
 
 
+@dataclass
+class ReadStats:
+    """Counts a reader keeps besides what it yields (blank lines are neither documents nor errors)."""
+
+    blank_lines: int = 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file found while expanding a folder that is not read, with the reason."""
+
+    file: str
+    reason: str
+
+
 class InputFormatError(ValueError):
     """A whole input cannot be read (unknown format, unreadable file)."""
+
+
+BOM = b"\xef\xbb\xbf"
+
+#: Suffixes read when a folder is expanded (each also with .gz, .zst or .zstd).
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd")
+#: Known files that are deliberately not read, with the reason given in the skipped list.
+UNSUPPORTED_SUFFIXES = {
+    ".txt": "plain text is not read (no document boundaries): convert it to JSONL with a text field",
+    ".md": "plain text is not read (no document boundaries): convert it to JSONL with a text field",
+    ".csv": "CSV is not read: convert it to JSONL or Parquet with a text column",
+    ".tsv": "TSV is not read: convert it to JSONL or Parquet with a text column",
+}
+
+
+def unicode_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as UTF-8 (a lone surrogate such as ``\\ud800``), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end]
+        return f"lone surrogate {bad.encode('unicode_escape').decode('ascii')} at character {exc.start}"
+    return None
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -83,7 +125,7 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if base.endswith(".json"):
         with _open_binary(path) as fh:
-            head = fh.read(4096).lstrip()
+            head = fh.read(4096).removeprefix(BOM).lstrip()
         if head.startswith(b"{") and b'"type"' in head and b'"instances"' in head:
             return "lmflow"
         return "jsonl"
@@ -107,12 +149,18 @@ def _check_text(value: Any, file: str, line: int, raw: str) -> str | Quarantined
     return value
 
 
-def read_jsonl(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
+def read_jsonl(
+    path: Path, text_field: str = "text", stats: ReadStats | None = None
+) -> Iterator[RawDoc | Quarantined]:
     file = str(path)
     default_source = _source_of(path)
     with _open_binary(path) as fh:
         for lineno, raw_bytes in enumerate(fh, 1):
+            if lineno == 1:
+                raw_bytes = raw_bytes.removeprefix(BOM)
             if not raw_bytes.strip():
+                if stats is not None:
+                    stats.blank_lines += 1
                 continue
             try:
                 raw = raw_bytes.decode("utf-8")
@@ -124,6 +172,9 @@ def read_jsonl(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quaran
             except json.JSONDecodeError as exc:
                 yield Quarantined(file, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}", raw[:200])
                 continue
+            except RecursionError:
+                yield Quarantined(file, lineno, "malformed JSON: nested too deeply", raw[:200])
+                continue
             if not isinstance(obj, dict):
                 yield Quarantined(file, lineno, "JSON line is not an object", raw[:200])
                 continue
@@ -131,14 +182,27 @@ def read_jsonl(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quaran
             if isinstance(text, Quarantined):
                 yield text
                 continue
-            meta = {k: v for k, v in obj.items() if k not in (text_field, "id", "source")}
             orig = obj.get("id")
+            source = obj.get("source") or default_source
+            fields = {"text": text, "id": None if orig is None else str(orig), "source": str(source)}
+            problem = next(
+                (
+                    f"invalid Unicode in {k}: {p}"
+                    for k, v in fields.items()
+                    if v and (p := unicode_problem(v))
+                ),
+                None,
+            )
+            if problem:
+                yield Quarantined(file, lineno, problem, raw[:200])
+                continue
+            meta = {k: v for k, v in obj.items() if k not in (text_field, "id", "source")}
             yield RawDoc(
                 text=text,
-                source=str(obj.get("source") or default_source),
+                source=str(source),
                 file=file,
                 line=lineno,
-                orig_id=None if orig is None else str(orig),
+                orig_id=fields["id"],
                 meta=meta,
             )
 
@@ -147,7 +211,7 @@ def read_lmflow(path: Path) -> Iterator[RawDoc | Quarantined]:
     file = str(path)
     with _open_binary(path) as fh:
         try:
-            obj = json.loads(fh.read().decode("utf-8"))
+            obj = json.loads(fh.read().decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputFormatError(f"{path}: not a valid LMFlow JSON file: {exc}") from exc
     if obj.get("type") != "text_only" or not isinstance(obj.get("instances"), list):
@@ -161,6 +225,10 @@ def read_lmflow(path: Path) -> Iterator[RawDoc | Quarantined]:
         text = _check_text(inst.get("text"), file, i, raw)
         if isinstance(text, Quarantined):
             yield text
+            continue
+        problem = unicode_problem(text)
+        if problem:
+            yield Quarantined(file, i, f"invalid Unicode in text: {problem}", raw)
             continue
         yield RawDoc(text=text, source=source, file=file, line=i)
 
@@ -226,41 +294,85 @@ def read_climblab(path: Path, decode_tokenizer: Any) -> Iterator[RawDoc | Quaran
             yield RawDoc(text=checked, source=source, file=str(f), line=i + 1, meta={"cluster": source})
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Expand folders of JSONL/Parquet into their files (sorted); keep dataset folders whole."""
+def _supported(name: str) -> bool:
+    if name.endswith(".parquet"):
+        return True
+    for comp in ("", *COMPRESSION_SUFFIXES):
+        if comp and not name.endswith(comp):
+            continue
+        if name.removesuffix(comp).endswith(JSON_SUFFIXES):
+            return True
+    return False
+
+
+def _skip_reason(f: Path) -> str:
+    if f.is_symlink() and not f.exists():
+        return "broken symbolic link"
+    if not f.is_file():
+        return "not a regular file"
+    suffix = f.name.removesuffix(".gz").removesuffix(".zst").removesuffix(".zstd")
+    for ext, reason in UNSUPPORTED_SUFFIXES.items():
+        if suffix.endswith(ext):
+            return reason
+    return f"unknown format (read: {', '.join(JSON_SUFFIXES)}[.gz|.zst] and .parquet)"
+
+
+def expand_inputs_report(inputs: list[Path], exclude: Path | None = None) -> tuple[list[Path], list[Skipped]]:
+    """Expand folders into their input files (sorted); keep dataset folders whole; list what is skipped.
+
+    Hidden files and folders (``.name``), anything under ``exclude`` (the output folder) and files of
+    other formats are not read; each comes back as :class:`Skipped` with its reason.
+    """
     out: list[Path] = []
+    skipped: list[Skipped] = []
+    excluded = exclude.resolve() if exclude is not None else None
     for p in inputs:
         if not p.exists():
             raise InputFormatError(f"{p}: input does not exist")
-        if p.is_dir():
-            try:
-                detect_format(p)
-                out.append(p)
-                continue
-            except InputFormatError:
-                pass
-            files = sorted(
-                f
-                for f in p.rglob("*")
-                if f.is_file()
-                and any(
-                    f.name.endswith(s) for s in (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".parquet")
-                )
-            )
-            if not files:
-                raise InputFormatError(f"{p}: directory holds no readable input files")
-            out.extend(files)
-        else:
+        if not p.is_dir():
             out.append(p)
-    return out
+            continue
+        try:
+            detect_format(p)
+            out.append(p)
+            continue
+        except InputFormatError:
+            pass
+        found: list[Path] = []
+        for f in sorted(p.rglob("*")):
+            rel = f.relative_to(p)
+            if excluded is not None and (f.resolve() == excluded or excluded in f.resolve().parents):
+                continue
+            if any(part.startswith(".") for part in rel.parts):
+                if not any(part.startswith(".") for part in rel.parts[:-1]):
+                    skipped.append(Skipped(str(f), "hidden file or folder"))
+                continue
+            if f.is_dir() and not f.is_symlink():
+                continue
+            if f.is_file() and _supported(f.name):
+                found.append(f)
+            else:
+                skipped.append(Skipped(str(f), _skip_reason(f)))
+        if not found:
+            reasons = "; ".join(f"{Path(s.file).name}: {s.reason}" for s in skipped[-5:])
+            raise InputFormatError(
+                f"{p}: directory holds no readable input files" + (f" ({reasons})" if reasons else "")
+            )
+        out.extend(found)
+    return out, skipped
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Expand folders of JSONL/Parquet into their files (sorted); keep dataset folders whole."""
+    return expand_inputs_report(inputs)[0]
 
 
 def read_any(
-    path: Path, text_field: str = "text", decode_tokenizer: Any = None
+    path: Path, text_field: str = "text", decode_tokenizer: Any = None, stats: ReadStats | None = None
 ) -> Iterator[RawDoc | Quarantined]:
     fmt = detect_format(path)
     if fmt == "jsonl":
-        yield from read_jsonl(path, text_field)
+        yield from read_jsonl(path, text_field, stats)
     elif fmt == "parquet":
         yield from read_parquet(path, text_field)
     elif fmt == "lmflow":

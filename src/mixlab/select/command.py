@@ -40,6 +40,7 @@ def _config(args: argparse.Namespace) -> SelectConfig:
 def _run(args: argparse.Namespace, mixture: dict[str, float], label: str) -> int:
     config = _config(args)
     pool = Pool.open(args.pool)
+    pool.require_documents("select")
     selection = select_documents(pool, mixture, config)
     selection.manifest["mixture_source"] = label
     out = export_selection(pool, selection, args.out, config.formats, part_chars=config.shuffle_bucket_chars)

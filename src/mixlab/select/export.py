@@ -4,6 +4,12 @@ Export streams shard by shard: for each pool shard only the chosen rows' text is
 are spilled to temporary Parquet parts by their position in the (already shuffled) output order. The
 parts are then read back one at a time, sorted, and appended to the outputs, so memory holds one shard
 or one part of text, never the whole dataset. A repeated document appears once per repeat.
+
+The whole dataset folder (data files and ``manifest.json``, spill parts included) is written in a private
+temporary folder next to ``out_dir`` and swapped into place when complete, under a lock: a reader sees
+the previous dataset or the new one, never a mix; a second export into the same folder waits for the
+first; a killed export leaves the previous dataset as it was, and its temporary folder is removed on
+failure or by the next export. Only a mixlab dataset folder (or an empty one) is ever replaced.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -22,8 +27,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text
 from mixlab.select.selection import Selection
+
+MANIFEST = "manifest.json"
 
 #: File written for each export format.
 FORMAT_FILES: dict[str, str] = {"jsonl": "data.jsonl", "parquet": "data.parquet", "lmflow": "data.json"}
@@ -88,14 +96,48 @@ def _spill_parts(pool: Pool, chosen: Any, tmp: Path, part_rows: int) -> int:
     return n_parts
 
 
-def _iter_parts(tmp: Path, n_parts: int) -> Iterable[pa.Table]:
-    """The occurrences in output order, one sorted part at a time."""
+def _iter_parts(tmp: Path, n_parts: int, n_rows: int) -> Iterable[pa.Table]:
+    """The occurrences in output order, one sorted part at a time; a missing or short part is an error."""
+    seen = 0
     for part in range(n_parts):
         path = tmp / f"part-{part:05d}.parquet"
         if not path.exists():
-            continue
+            raise PoolError(
+                f"export: spill part {path} is missing; the export's temporary folder was altered"
+            )
         table = pq.read_table(path)
+        seen += table.num_rows
         yield table.sort_by("pos").drop(["pos"])
+    if seen != n_rows:
+        raise PoolError(f"export: spill parts hold {seen} rows, the selection {n_rows}")
+
+
+class ExportError(PoolError):
+    """The output folder may not be replaced by a dataset."""
+
+
+def describe_dataset_dir(out: Path) -> str | None:
+    """What ``out`` holds if an export may replace it (nothing, an empty folder, a dataset), else None."""
+    if not out.exists():
+        return "nothing"
+    if not out.is_dir():
+        return None
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return "an empty folder"
+    manifest = out / MANIFEST
+    if manifest.exists():
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and str(info.get("format", "")).startswith("mixlab-selection/"):
+            return f"a mixlab dataset of {info.get('documents', '?')} documents"
+        return None
+    known = {*FORMAT_FILES.values(), ".export-parts"}
+    if all(e in known or (e.startswith(".data.") and ".tmp" in e) for e in entries):
+        return "an incomplete mixlab dataset (no manifest.json)"
+    return None
 
 
 def _write_lmflow_chunk(fh: IO[str], texts: Sequence[str], first: bool) -> None:
@@ -124,78 +166,90 @@ def export_selection(
             f"unknown export format(s) {unknown or formats}; choose from {', '.join(FORMAT_FILES)}"
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with dir_lock(out):
+        clean_stale(out)
+        if describe_dataset_dir(out) is None:
+            raise ExportError(
+                f"{out}: exists and is not a mixlab dataset folder (no mixlab manifest.json); refusing to "
+                "replace it (choose a new or empty output folder)"
+            )
+        tmp = new_temp_dir(out)
+        try:
+            _write_dataset(pool, selection, tmp, formats, part_chars)
+            replace_dir(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
+def _write_dataset(pool: Pool, selection: Selection, out: Path, formats: list[str], part_chars: int) -> None:
+    """Write the data files and the manifest into the (private, empty) folder ``out``."""
     chosen = selection.chosen
     mean_chars = float(chosen["n_chars"].mean()) if len(chosen) else 1.0
     part_rows = max(1, int(part_chars // max(mean_chars, 1.0)))
     tmp = out / ".export-parts"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     finals = {f: out / FORMAT_FILES[f] for f in formats}
-    temps = {f: p.with_name(f".{p.name}.tmp{os.getpid()}") for f, p in finals.items()}
+    n_parts = _spill_parts(pool, chosen, tmp, part_rows) if len(chosen) else 0
+    jsonl = finals["jsonl"].open("w", encoding="utf-8") if "jsonl" in finals else None
+    lmflow = finals["lmflow"].open("w", encoding="utf-8") if "lmflow" in finals else None
+    parquet = (
+        pq.ParquetWriter(finals["parquet"], OUTPUT_SCHEMA, compression="zstd")
+        if "parquet" in finals
+        else None
+    )
+    written = 0
     try:
-        n_parts = _spill_parts(pool, chosen, tmp, part_rows) if len(chosen) else 0
-        jsonl = temps["jsonl"].open("w", encoding="utf-8") if "jsonl" in temps else None
-        lmflow = temps["lmflow"].open("w", encoding="utf-8") if "lmflow" in temps else None
-        parquet = (
-            pq.ParquetWriter(temps["parquet"], OUTPUT_SCHEMA, compression="zstd")
-            if "parquet" in temps
-            else None
-        )
-        try:
-            if lmflow:
-                lmflow.write('{"type": "text_only", "instances": [\n')
-            first = True
-            pending: list[pa.Table] = []
-            pending_rows = 0
-            for table in tqdm(
-                _iter_parts(tmp, n_parts),
-                total=n_parts,
-                desc="export: write",
-                unit="part",
-                disable=n_parts < 4,
-            ):
-                if parquet:
-                    pending.append(table)
-                    pending_rows += table.num_rows
-                    if pending_rows >= ROW_GROUP_ROWS:
-                        buffered = pa.concat_tables(pending)
-                        full = (pending_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
-                        parquet.write_table(buffered.slice(0, full), row_group_size=ROW_GROUP_ROWS)
-                        pending, pending_rows = [buffered.slice(full)], pending_rows - full
-                cols = table.to_pydict()
-                if jsonl:
-                    jsonl.writelines(
-                        json.dumps({"id": i, "text": t, "domain": d, "repeat": r}, ensure_ascii=False) + "\n"
-                        for i, t, d, r in zip(
-                            cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True
-                        )
-                    )
-                if lmflow:
-                    _write_lmflow_chunk(lmflow, cols["text"], first)
-                first = first and not cols["text"]
-            if parquet and pending_rows:
-                parquet.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
-            if lmflow:
-                lmflow.write("\n]}\n")
-        finally:
-            for fh in (jsonl, lmflow):
-                if fh:
-                    fh.close()
+        if lmflow:
+            lmflow.write('{"type": "text_only", "instances": [\n')
+        first = True
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for table in tqdm(
+            _iter_parts(tmp, n_parts, len(chosen)),
+            total=n_parts,
+            desc="export: write",
+            unit="part",
+            disable=n_parts < 4,
+        ):
+            written += table.num_rows
             if parquet:
-                parquet.close()
-        for f in formats:
-            os.replace(temps[f], finals[f])
+                pending.append(table)
+                pending_rows += table.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
+                    buffered = pa.concat_tables(pending)
+                    full = (pending_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+                    parquet.write_table(buffered.slice(0, full), row_group_size=ROW_GROUP_ROWS)
+                    pending, pending_rows = [buffered.slice(full)], pending_rows - full
+            cols = table.to_pydict()
+            if jsonl:
+                jsonl.writelines(
+                    json.dumps({"id": i, "text": t, "domain": d, "repeat": r}, ensure_ascii=False) + "\n"
+                    for i, t, d, r in zip(
+                        cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True
+                    )
+                )
+            if lmflow:
+                _write_lmflow_chunk(lmflow, cols["text"], first)
+            first = first and not cols["text"]
+        if parquet and pending_rows:
+            parquet.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+        if lmflow:
+            lmflow.write("\n]}\n")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for p in temps.values():
-            p.unlink(missing_ok=True)
+        for fh in (jsonl, lmflow):
+            if fh:
+                fh.close()
+        if parquet:
+            parquet.close()
+    shutil.rmtree(tmp)
+    if written != len(chosen):  # pragma: no cover - _iter_parts checks every part
+        raise PoolError(f"export wrote {written} documents, the selection holds {len(chosen)}")
     manifest = dict(selection.manifest)
     manifest["formats"] = formats
     manifest["files"] = {
         FORMAT_FILES[f]: {"format": f, "sha256": sha256_file(finals[f]), "bytes": finals[f].stat().st_size}
         for f in formats
     }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return out
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
