@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixlab.paths import safe_name
 from mixlab.pool.pool import atomic_write_text
 
 ID_COLUMNS = ("run", "run_id", "index")
@@ -52,6 +53,11 @@ def read_ratios(path: str | Path, tolerance: float = 0.02) -> pd.DataFrame:
     ``tolerance`` are renormalised with a warning.
     """
     df, id_col = _read_csv(path)
+    for row, run in enumerate(df[id_col], 2):  # a run id becomes a folder name: it may not escape
+        try:
+            safe_name(run, "run id")
+        except ValueError as exc:
+            raise SwarmTableError(f"{path}: line {row}: {exc}") from None
     df = df.set_index(id_col)
     for col in df.columns:
         values = pd.to_numeric(df[col], errors="coerce")

@@ -10,6 +10,7 @@ from mixlab.evaluation.domain_loss import domain_losses, parse_domain_specs, rea
 from mixlab.evaluation.multiple_choice import evaluate_task, load_model
 from mixlab.evaluation.results import write_domain_losses, write_task_results
 from mixlab.evaluation.tasks import load_task, parse_task_specs
+from mixlab.paths import safe_name
 
 
 def _fmt(value: float) -> str:
@@ -43,6 +44,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.model is None or args.tasks is None:
         raise SystemExit("mixlab eval: --model and --tasks are required (or give --lmeval-samples PATH)")
     specs = parse_task_specs(args.tasks)
+    for name in specs:  # each task writes OUT/<name>.jsonl
+        safe_name(name, "task name")
     tasks = {name: load_task(name, spec) for name, spec in specs.items()}  # fail on bad files before loading
     model, tokenizer = load_model(args.model, args.device)
     results = {}

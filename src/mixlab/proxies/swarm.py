@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from mixlab.paths import safe_name
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig
 from mixlab.swarm import read_metrics, upsert_metrics
@@ -150,7 +151,7 @@ def run_swarm(
         if workers > 1 and cfg.num_threads is None:
             cfg = cfg.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // workers)})
         train = make_train_fn(cfg, tokenizer_spec, init_model)
-    runs = [str(r) for r in ratios.index]
+    runs = [safe_name(str(r), "run id") for r in ratios.index]  # each becomes out_dir/runs/<run>
     if len(set(runs)) != len(runs):
         raise ValueError("ratios has duplicate run ids")
     done = set() if force else finished_runs(metrics_csv, out_dir)
