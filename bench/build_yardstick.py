@@ -113,7 +113,11 @@ def svamp_docs(m: Mirror) -> Iterator[dict[str, Any]]:
         eq = it["Equation"].strip()
         ans = fmt_num(float(it["Answer"]))
         expr = re.sub(r"(\d+)\.0\b", r"\1", eq).strip()
-        expr_plain = expr[1:-1].strip() if expr.startswith("(") and expr.endswith(")") and expr.count("(") == 1 else expr
+        expr_plain = (
+            expr[1:-1].strip()
+            if expr.startswith("(") and expr.endswith(")") and expr.count("(") == 1
+            else expr
+        )
         style = pick(key, 4)
         if style == 0:  # rationale + lettered options
             opts = _distractors(float(it["Answer"]), key) + [ans]
@@ -158,7 +162,9 @@ def _tool_params(desc: str) -> dict[str, Any]:
             raw = {}
         for k, v in raw.items():
             text = str(v)
-            typ = next((t for t in ("integer", "number", "boolean", "array", "object") if t in text), "string")
+            typ = next(
+                (t for t in ("integer", "number", "boolean", "array", "object") if t in text), "string"
+            )
             props[k] = {"type": typ, "description": text.replace("Required. ", "").strip()}
             if text.startswith("Required"):
                 required.append(k)
@@ -228,15 +234,18 @@ def toolalpaca_docs(m: Mirror) -> Iterator[dict[str, Any]]:
                     fmt = "react"
                 else:  # API-Request bracket calls with a plain-language API description
                     desc = "\n".join(f"- {n}: {funcs[n].splitlines()[0]}" for n in used)
-                    text = (
-                        f"APIs available:\n{desc}\n\nUser: {instr}\n"
-                        + "\n".join(
-                            f"API-Request: [{n}(" + ", ".join(f"{k}='{v}'" for k, v in a.items()) + ")]"
-                            for n, a in calls
-                        )
+                    text = f"APIs available:\n{desc}\n\nUser: {instr}\n" + "\n".join(
+                        f"API-Request: [{n}(" + ", ".join(f"{k}='{v}'" for k, v in a.items()) + ")]"
+                        for n, a in calls
                     )
                     fmt = "api_request"
-                yield {"id": key, "text": text, "domain": "function_calling", "source": "toolalpaca", "format": fmt}
+                yield {
+                    "id": key,
+                    "text": text,
+                    "domain": "function_calling",
+                    "source": "toolalpaca",
+                    "format": fmt,
+                }
 
 
 # -- Taskmaster-3: API-calling dialogues (function_calling) and plain dialogues (roleplay) ---------
@@ -272,7 +281,11 @@ def taskmaster_docs(m: Mirror, n_fc: int, n_rp: int) -> Iterator[dict[str, Any]]
                 elif "api" in t:
                     for name, args in t["api"].items():
                         args2 = {ident(k): v for k, v in args.items()}
-                        lines.append(f"Call: {py_call(name, args2)}" if style == 0 else f"[API] {name} {json.dumps(args)}")
+                        lines.append(
+                            f"Call: {py_call(name, args2)}"
+                            if style == 0
+                            else f"[API] {name} {json.dumps(args)}"
+                        )
                 elif "response" in t:
                     lines.append(f"Result: {json.dumps(t['response'], ensure_ascii=False)}")
             text = "\n".join(lines)
@@ -281,17 +294,23 @@ def taskmaster_docs(m: Mirror, n_fc: int, n_rp: int) -> Iterator[dict[str, Any]]
     speakers = [("User", "Assistant"), ("Customer", "Agent"), ("USER", "SYSTEM"), ("A", "B")]
     for c in rp:
         key = f"taskmaster3-{c['conversation_id']}"
-        turns = [t for t in _tm_turns(c) if "text" in t]
+        # the generated last turn sometimes holds a call as JSON text: dialogue only
+        turns = [t for t in _tm_turns(c) if "text" in t and not t["text"].lstrip().startswith("{")]
         style = pick(key, 6)
         if style < 4:
             u, a = speakers[style]
             text = "\n".join(f"{u if t['role'] == 'user' else a}: {t['text']}" for t in turns)
             fmt = f"speaker_{u.lower()}"
         elif style == 4:
-            text = "\n".join(f"<|im_start|>{'user' if t['role'] == 'user' else 'assistant'}\n{t['text']}<|im_end|>" for t in turns)
+            text = "\n".join(
+                f"<|im_start|>{'user' if t['role'] == 'user' else 'assistant'}\n{t['text']}<|im_end|>"
+                for t in turns
+            )
             fmt = "chatml"
         else:
-            text = "\n\n".join(f"**{'User' if t['role'] == 'user' else 'Agent'}:** {t['text']}" for t in turns)
+            text = "\n\n".join(
+                f"**{'User' if t['role'] == 'user' else 'Agent'}:** {t['text']}" for t in turns
+            )
             fmt = "markdown_bold"
         yield {"id": key, "text": text, "domain": "roleplay", "source": "taskmaster3", "format": fmt}
 
@@ -357,7 +376,9 @@ def fairytale_docs(m: Mirror, n_rag: int, n_gen: int) -> Iterator[dict[str, Any]
     rag_done = gen_done = 0
     for k, path in enumerate(stories):
         title = Path(path).stem.removesuffix("-story").replace("-", " ").title()
-        sections = {int(r["section"]): r["text"].strip() for r in _csv(m.read(path)) if r["section"].isdigit()}
+        sections = {
+            int(r["section"]): r["text"].strip() for r in _csv(m.read(path)) if r["section"].isdigit()
+        }
         qpath = path.replace("section-stories", "questions").replace("-story.csv", "-questions.csv")
         as_rag = k % 2 == 0
         if as_rag and rag_done < n_rag:
@@ -382,11 +403,12 @@ def fairytale_docs(m: Mirror, n_rag: int, n_gen: int) -> Iterator[dict[str, Any]
                     text = ctx + "\n\n" + "\n".join(f"Q: {q}\nA: {a}" for q, a in pairs)
                 elif style == 2:
                     qas = [{"question": q, "answers": [{"text": a}]} for q, a in pairs]
-                    text = json.dumps({"title": title, "context": ctx, "qas": qas}, indent=2, ensure_ascii=False)
+                    text = json.dumps(
+                        {"title": title, "context": ctx, "qas": qas}, indent=2, ensure_ascii=False
+                    )
                 elif style == 3:
-                    text = (
-                        f"Read the passage and answer the questions.\n\nPassage:\n{ctx}\n\n"
-                        + "\n".join(f"{i + 1}. {q}\nAnswer: {a}" for i, (q, a) in enumerate(pairs))
+                    text = f"Read the passage and answer the questions.\n\nPassage:\n{ctx}\n\n" + "\n".join(
+                        f"{i + 1}. {q}\nAnswer: {a}" for i, (q, a) in enumerate(pairs)
                     )
                 else:
                     q, a = pairs[0]
@@ -518,7 +540,10 @@ def build(mirrors: Path, out: Path, per_domain: int = 200) -> dict[str, Any]:
         "domains": dict(sorted(Counter(d["domain"] for d in kept).items())),
         "sources": dict(sorted(Counter(d["source"] for d in kept).items())),
         "formats": dict(sorted(Counter(f"{d['domain']}/{d['source']}/{d['format']}" for d in kept).items())),
-        "commits": {s: {"repo": f.replace("+", "/"), "commit": ms[s].commit(), "license": li} for s, (f, _, li) in SOURCES.items()},
+        "commits": {
+            s: {"repo": f.replace("+", "/"), "commit": ms[s].commit(), "license": li}
+            for s, (f, _, li) in SOURCES.items()
+        },
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

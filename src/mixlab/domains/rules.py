@@ -11,6 +11,10 @@ document), then a catch-all. Each rule has a ``name``, a ``domain``, a ``confide
 ``lines: PATTERN``
     looks at non-empty lines: holds when at least ``min_count`` lines (default 1) and at least
     ``min_fraction`` of them (default 0) match PATTERN (searched in each line).
+``sequence: [PATTERN, ...]``
+    holds when the patterns match one after another: each is searched from the end of the previous
+    one's first match (linear time, unlike a ``[\\s\\S]*?`` between two patterns in one regex).
+    ``ignore_case: true`` applies to all of them.
 ``min_chars: N`` / ``max_chars: N``
     document length bounds.
 ``all: [conditions]`` / ``any: [conditions]`` / ``not: condition``
@@ -77,6 +81,20 @@ class LinesCond(Condition):
             return False
         n = sum(1 for line in lines if self.pattern.search(line))
         return n >= self.min_count and n / len(lines) >= self.min_fraction
+
+
+@dataclass(frozen=True)
+class SequenceCond(Condition):
+    patterns: tuple[re.Pattern[str], ...]
+
+    def holds(self, text: str, lines: list[str]) -> bool:
+        pos = 0
+        for pattern in self.patterns:
+            m = pattern.search(text, pos)
+            if m is None:
+                return False
+            pos = m.end()
+        return True
 
 
 @dataclass(frozen=True)
@@ -177,7 +195,7 @@ class RuleSet:
 
 
 # -- loading ----------------------------------------------------------------------------------------
-_COND_KEYS = {"regex", "lines", "min_chars", "max_chars", "all", "any", "not"}
+_COND_KEYS = {"regex", "lines", "sequence", "min_chars", "max_chars", "all", "any", "not"}
 _REGEX_OPTS = {"min_count", "distinct", "ignore_case"}
 _LINES_OPTS = {"min_count", "min_fraction", "ignore_case"}
 
@@ -229,6 +247,17 @@ def _parse_condition(obj: Any, where: str) -> Condition:
         if not isinstance(frac, int | float) or not 0 <= frac <= 1:
             raise RulesError(f"{where}: min_fraction must be a number in [0, 1], got {frac!r}")
         return LinesCond(pat, min_count, float(frac))
+    if kind == "sequence":
+        unknown = set(opts) - {"ignore_case"}
+        if unknown:
+            raise RulesError(
+                f"{where}: unknown option(s) {sorted(unknown)} for 'sequence' (allowed: ['ignore_case'])"
+            )
+        items = obj[kind]
+        if not isinstance(items, list) or not items:
+            raise RulesError(f"{where}: 'sequence' needs a non-empty list of patterns")
+        ignore = bool(opts.get("ignore_case", False))
+        return SequenceCond(tuple(_compile(p, ignore, f"{where}.sequence[{i}]") for i, p in enumerate(items)))
     if opts:
         raise RulesError(f"{where}: {kind!r} takes no options, got {sorted(opts)}")
     if kind == "min_chars":
