@@ -299,7 +299,7 @@ def _build(
         except FILE_ERRORS as exc:
             if isinstance(exc, IngestError):
                 raise
-            reason = _file_reason(exc)
+            reason = _file_reason(exc, path)
             if on_error == "fail":
                 raise IngestError(f"{path}: {reason} (on_error: fail)") from exc
             log.warning("ingest: %s: %s; the whole file is quarantined", path, reason)
@@ -344,13 +344,13 @@ def _build(
         "complete": True,
     }
     if n_docs == 0:
-        log.warning("ingest: no documents were ingested; see %s", root.name + "/quarantine.jsonl")
+        log.warning("ingest: no documents were ingested; the pool's quarantine.jsonl says why")
     write_pool_meta(root, meta)
 
 
-def _file_reason(exc: BaseException) -> str:
-    """One line naming what is wrong with a whole file."""
-    text = str(exc).replace("\n", " ").strip() or type(exc).__name__
+def _file_reason(exc: BaseException, path: Path) -> str:
+    """One line naming what is wrong with a whole file (without repeating its name)."""
+    text = str(exc).replace("\n", " ").strip().removeprefix(f"{path}: ") or type(exc).__name__
     if isinstance(exc, EOFError):
         return f"truncated compressed file: {text}"
     if isinstance(exc, zstandard.ZstdError):

@@ -94,16 +94,63 @@ def unicode_problem(value: str) -> str | None:
     return None
 
 
+class _ZstdFrames(io.RawIOBase):
+    """Decompress every zstd frame of a file in turn; a file that ends inside a frame is an error.
+
+    (``ZstdDecompressor.stream_reader`` returns a truncated frame's data, or nothing, without a word.)
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._fh = fh
+        self._dec = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _feed(self, chunk: bytes) -> None:
+        out = []
+        while chunk:
+            self._in_frame = True
+            out.append(self._dec.decompress(chunk))
+            if not self._dec.eof:
+                break
+            chunk = self._dec.unused_data
+            self._dec = self._zstd.ZstdDecompressor().decompressobj()
+            self._in_frame = False
+        self._buf, self._pos = self._buf[self._pos :] + b"".join(out), 0
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._buf) and not self._eof:
+            chunk = self._fh.read(1 << 16)
+            if not chunk:
+                self._eof = True
+                if self._in_frame:
+                    raise self._zstd.ZstdError("truncated zstd file: the data ends inside a frame")
+                break
+            self._feed(chunk)
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 def _open_binary(path: Path) -> BinaryIO:
     name = path.name
     if name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith((".zst", ".zstd")):
-        import zstandard
-
-        fh = path.open("rb")
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return io.BufferedReader(_ZstdFrames(path.open("rb")))  # type: ignore[return-value]
     return path.open("rb")
 
 
