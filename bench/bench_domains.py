@@ -1,4 +1,10 @@
-"""Benchmark: domain partitioning on the shared corpus against its source -> domain mapping.
+"""Benchmark: domain partitioning on the shared corpus and on the independent yardstick.
+
+The shared corpus is scored against its source -> domain mapping; the yardstick
+(``bench/build_yardstick.py``: real documents of ten public sources outside the shared corpus, rendered in
+several surface formats) against its own labels. Every method runs on both sets: rules, classifier,
+rules+classifier and the task-anchored methods (tasks: the shared ELMB dev tasks). ``anchored`` alone
+knows only the four task domains plus "other", so it is scored on five classes (code and general -> other).
 
 Ingests ``../shared/data/corpus`` (or a hash-sample of it) into a temporary pool, runs
 ``partition_pool`` with each method and prints per-domain precision / recall / F1 and macro-F1 for:
@@ -11,6 +17,7 @@ Classifier seeds come from rules (high-confidence matches, no gold labels), so n
 the other half.
 
     .venv/bin/python bench/bench_domains.py [--limit N] [--embed-sample 1500] [--heldout]
+        [--yardstick DIR] [--no-shared]
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+YARDSTICK_DIRS = [DATA / "yardstick", Path(__file__).resolve().parents[1] / ".mixlab-cache" / "yardstick"]
+TASKS = {d: str(DATA / "tasks" / f"{d}.jsonl") for d in ("roleplay", "reasoning", "function_calling", "rag")}
 SOURCE_DOMAIN = {
     "wikitext2": "general", "foldoc": "general", "jargon": "general", "devils_dictionary": "general",
     "python_docs": "code", "cpython_stdlib": "code", "humaneval": "code",
@@ -65,8 +74,10 @@ def make_pool(rows: list[dict], folder: Path) -> Pool:
     )
 
 
-def score(name: str, gold: list[str], pred: list[str], seconds: float) -> float:
-    labels = list(DEFAULT_DOMAINS)
+def score(
+    name: str, gold: list[str], pred: list[str], seconds: float, labels: list[str] | None = None
+) -> float:
+    labels = labels or list(DEFAULT_DOMAINS)
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
     macro = float(np.mean(f))
     print(f"\n== {name}: macro-F1 {macro:.4f}  ({len(gold)} docs scored, {seconds:.1f}s)")
@@ -89,6 +100,45 @@ def run_method(
     return gold, pred, seconds
 
 
+def method_configs(with_tasks: bool) -> list[tuple[str, PartitionConfig]]:
+    """The methods compared on both sets (the default first)."""
+    configs = [
+        ("rules+classifier product (default)", PartitionConfig(method="rules+classifier", combine="product")),
+        ("rules", PartitionConfig(method="rules")),
+        ("hashed classifier (rule seeds)", PartitionConfig(method="classifier")),
+        ("rules+classifier override", PartitionConfig(method="rules+classifier", combine="override")),
+        ("rules+classifier blend 0.5", PartitionConfig(method="rules+classifier", combine="blend")),
+    ]
+    if with_tasks:
+        configs += [
+            ("anchored (tasks only, 5 classes)", PartitionConfig(method="anchored", tasks=TASKS)),
+            ("rules+anchored product", PartitionConfig(method="rules+anchored", tasks=TASKS)),
+        ]
+    return configs
+
+
+def run_all(pool: Pool, gold_by_id: dict[str, str], with_tasks: bool) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for name, cfg in method_configs(with_tasks):
+        gold, pred, seconds = run_method(pool, cfg, gold_by_id)
+        if cfg.method == "anchored":
+            labels = [*TASKS, "other"]
+            gold = [g if g in TASKS else "other" for g in gold]
+            pred = [p if p in TASKS else "other" for p in pred]
+            results[name] = score(name, gold, pred, seconds, labels)
+        else:
+            results[name] = score(name, gold, pred, seconds)
+    return results
+
+
+def yardstick(folder: Path) -> dict[str, float]:
+    rows = [json.loads(line) for line in (folder / "yardstick.jsonl").open(encoding="utf-8")]
+    with tempfile.TemporaryDirectory() as tmp:
+        pool = make_pool(rows, Path(tmp))
+        print(f"\n##### yardstick {folder}: {pool.n_docs()} documents, {pool.n_tokens()} tokens")
+        return run_all(pool, {r["id"]: r["domain"] for r in rows}, with_tasks=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -100,7 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--heldout", action="store_true", help="also: hashed classifier trained on a gold-labelled half"
     )
+    ap.add_argument("--yardstick", type=Path, default=None, help="yardstick folder (default: first found)")
+    ap.add_argument("--no-shared", action="store_true", help="only the yardstick")
     args = ap.parse_args(argv)
+    t_start = time.time()
+    found = (
+        [args.yardstick]
+        if args.yardstick
+        else [d for d in YARDSTICK_DIRS if (d / "yardstick.jsonl").exists()]
+    )
+    ys: dict[str, float] = {}
+    if found:
+        ys = yardstick(found[0])
+    else:
+        print("yardstick not found: build it with bench/build_yardstick.py", file=sys.stderr)
+    if args.no_shared:
+        _summary({}, ys, time.time() - t_start)
+        return 0
     if not (DATA / "corpus").is_dir():
         print(f"shared corpus not found at {DATA / 'corpus'}", file=sys.stderr)
         return 1
@@ -112,14 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"pool: {pool.n_docs()} documents ({len(gold_by_id)} scored, noise excluded), {pool.n_tokens()} tokens"
         )
-        for name, cfg in [
-            ("rules", PartitionConfig(method="rules")),
-            ("hashed classifier (rule seeds)", PartitionConfig(method="classifier")),
-            ("rules+classifier override", PartitionConfig(method="rules+classifier", combine="override")),
-            ("rules+classifier blend 0.5", PartitionConfig(method="rules+classifier", combine="blend")),
-            ("rules+classifier product", PartitionConfig(method="rules+classifier", combine="product")),
-        ]:
-            results[name] = score(name, *run_method(pool, cfg, gold_by_id))
+        results.update(run_all(pool, gold_by_id, with_tasks=True))
         if args.heldout:
             ids = list(gold_by_id)
             train = [i for i in ids if id_rank(i, "split") % 2 == 0]
@@ -142,10 +201,17 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]:
                 results[name] = score(name, *run_method(small, cfg, sub_gold))
-    print("\nmacro-F1 summary (target >= 0.9 for rules+classifier):")
-    for name, value in results.items():
-        print(f"  {name:<60} {value:.4f}")
+    _summary(results, ys, time.time() - t_start)
     return 0
+
+
+def _summary(shared: dict[str, float], ys: dict[str, float], seconds: float) -> None:
+    print(f"\nmacro-F1 summary (targets: yardstick >= 0.9, shared >= 0.99 for the default); {seconds:.0f}s")
+    print(f"  {'method':<60} {'shared':>8} {'yardstick':>10}")
+    for name in dict.fromkeys([*shared, *ys]):
+        a = f"{shared[name]:.4f}" if name in shared else "-"
+        b = f"{ys[name]:.4f}" if name in ys else "-"
+        print(f"  {name:<60} {a:>8} {b:>10}")
 
 
 if __name__ == "__main__":

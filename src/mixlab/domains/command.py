@@ -8,11 +8,16 @@ from pathlib import Path
 
 from mixlab.domains.config import ClusterConfig, load_partition_config
 from mixlab.domains.partition import cluster_pool, partition_pool
+from mixlab.evaluation.tasks import parse_task_specs
 from mixlab.pool.pool import Pool
 
 
 def _cmd_partition(args: argparse.Namespace) -> int:
-    config = load_partition_config(args.config, method=args.method, rules_file=args.rules, seeds=args.seeds)
+    tasks = parse_task_specs(args.tasks) if args.tasks else None
+    method = args.method or ("anchored" if tasks else None)
+    config = load_partition_config(
+        args.config, method=method, rules_file=args.rules, seeds=args.seeds, tasks=tasks
+    )
     pool = Pool.open(args.pool)
     summary = partition_pool(pool, config, workers=args.workers, force=args.force)
     print(
@@ -57,8 +62,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--method",
         default=None,
-        choices=["rules", "classifier", "rules+classifier", "embedding", "clusters"],
-        help="override the config's method (default rules+classifier)",
+        choices=[
+            "rules",
+            "classifier",
+            "rules+classifier",
+            "embedding",
+            "clusters",
+            "anchored",
+            "rules+anchored",
+        ],
+        help="override the config's method (default rules+classifier; anchored when --tasks is given)",
+    )
+    p.add_argument(
+        "--tasks",
+        default=None,
+        help="task-anchored domains: NAME=FILE,... (ELMB JSONL or lm-eval YAML); needs no rules",
     )
     p.add_argument("--rules", default=None, help="rules YAML (default: the packaged default rules)")
     p.add_argument(

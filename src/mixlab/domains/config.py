@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: The built-in domain set: the challenge's four tasks plus code and a catch-all.
 DEFAULT_DOMAINS: tuple[str, ...] = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
 
-Method = Literal["rules", "classifier", "rules+classifier", "embedding", "clusters"]
+Method = Literal[
+    "rules", "classifier", "rules+classifier", "embedding", "clusters", "anchored", "rules+anchored"
+]
 Combine = Literal["override", "blend", "product"]
 
 
@@ -79,13 +81,41 @@ class ClusterConfig(BaseModel):
     )
 
 
+class AnchoredConfig(BaseModel):
+    """Task-anchored domains: similarity to each task's items, calibrated on a background pool sample."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: Literal["hashed", "minilm", "both"] = Field(
+        "hashed", description="similarity space: hashed n-grams, MiniLM embeddings, or both (mean)"
+    )
+    k: int = Field(
+        10, ge=1, description="a document's score is its mean similarity to the k nearest task items"
+    )
+    n_features: int = Field(2**18, ge=2**10, le=2**24, description="hashing space size")
+    ngram_max: int = Field(2, ge=1, le=4, description="longest token n-gram hashed")
+    max_chars: int = Field(4000, ge=100, description="characters of a document read")
+    background: int = Field(
+        2000, ge=10, description="pool documents (hash-sampled) that calibrate each task's similarity"
+    )
+    threshold: float = Field(
+        3.0, description="logit of 'other': robust standard deviations above the background median"
+    )
+    temperature: float = Field(1.0, gt=0, description="softmax temperature over calibrated similarities")
+    model: str | None = Field(None, description="sentence-transformers folder for minilm (default: packaged)")
+
+
 class PartitionConfig(BaseModel):
     """How ``mixlab partition`` assigns each document a domain label and per-domain probabilities."""
 
     model_config = ConfigDict(extra="forbid")
 
     method: Method = Field(
-        "rules+classifier", description="rules | classifier | rules+classifier | embedding | clusters"
+        "rules+classifier",
+        description=(
+            "rules | classifier | rules+classifier | embedding | clusters | anchored (task items define the "
+            "domains) | rules+anchored"
+        ),
     )
     rules_file: Path | None = Field(None, description="YAML rules (default: the packaged default_rules.yaml)")
     domains: list[str] = Field(
@@ -118,6 +148,13 @@ class PartitionConfig(BaseModel):
         default_factory=EmbeddingClassifierConfig, description="embedding classifier (method=embedding)"
     )
     clusters: ClusterConfig = Field(default_factory=ClusterConfig, description="clusters (method=clusters)")
+    tasks: dict[str, str] = Field(
+        default_factory=dict,
+        description="task-anchored domains: name -> ELMB JSONL or lm-eval YAML (method anchored / rules+anchored)",
+    )
+    anchored: AnchoredConfig = Field(
+        default_factory=AnchoredConfig, description="task-anchored similarity (method anchored)"
+    )
 
     @field_validator("domains")
     @classmethod
@@ -150,6 +187,11 @@ def load_partition_config(path: str | Path | None, **overrides: Any) -> Partitio
             val = data.get(key)
             if isinstance(val, str) and val != "rules" and not Path(val).is_absolute():
                 data[key] = str(path.parent / val)
+        if isinstance(data.get("tasks"), dict):
+            data["tasks"] = {
+                k: str(v if Path(str(v)).is_absolute() else path.parent / str(v))
+                for k, v in data["tasks"].items()
+            }
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return PartitionConfig.model_validate(data)

@@ -26,6 +26,7 @@ from mixlab.domains.clusters import ClusterModel
 from mixlab.domains.config import PartitionConfig
 from mixlab.domains.embedding_classifier import EmbeddingClassifier
 from mixlab.domains.hashed_classifier import HashedNgramClassifier
+from mixlab.domains.methods import METHODS
 from mixlab.domains.rules import RuleSet, load_rules
 from mixlab.executors.local import map_shards
 from mixlab.pool.pool import Pool, PoolError, fingerprint
@@ -179,6 +180,9 @@ def partition_shard(pool_root: str, shard: str, config: PartitionConfig) -> pa.T
     pool = Pool.open(pool_root)
     texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
     state = pool.attr_dir(ATTR)
+    if config.method in METHODS:
+        domains, probs, methods = METHODS[config.method].apply(pool, texts, config)
+        return _table(domains, probs, methods)
     if config.method == "clusters":
         model = ClusterModel.load(state / CLUSTER_STATE)
         names = [f"cluster_{c:02d}" for c in range(model.n_clusters_)]
@@ -232,6 +236,8 @@ def _fit(pool: Pool, config: PartitionConfig) -> dict[str, Any]:
     """Fit the whole-corpus model the method needs and save it under ``attrs/domains/``."""
     state = pool.attr_dir(ATTR)
     state.mkdir(parents=True, exist_ok=True)
+    if config.method in METHODS:
+        return METHODS[config.method].fit(pool, config)
     if config.method == "clusters":
         ids, texts = sample_pool(pool, config.clusters.fit_sample)
         model = ClusterModel(config.clusters).fit(texts, ids)
@@ -280,10 +286,14 @@ def partition_pool(
     fit_info: dict[str, Any] = {}
     needs_model = config.method != "rules"
     if needs_model and not pool.has_attr(ATTR):
-        state_file = {
-            "clusters": CLUSTER_STATE + "/clusters.json",
-            "embedding": EMBEDDING_STATE + ".json",
-        }.get(config.method, HASHED_STATE + ".json")
+        state_file = (
+            METHODS[config.method].state_file
+            if config.method in METHODS
+            else {
+                "clusters": CLUSTER_STATE + "/clusters.json",
+                "embedding": EMBEDDING_STATE + ".json",
+            }.get(config.method, HASHED_STATE + ".json")
+        )
         if not (pool.attr_dir(ATTR) / state_file).exists():
             fit_info = _fit(pool, config)
     pool.write_attr_info(ATTR, {**info, "fit": fit_info} if fit_info else info)
