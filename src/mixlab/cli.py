@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixlab.proxies.command",  # train, swarm
     "mixlab.evaluation.command",  # eval, domain-loss
     "mixlab.regression.command",  # fit
+    "mixlab.regression.signal_command",  # signal
     "mixlab.search.command",  # search
     "mixlab.report.command",  # report
     "mixlab.pipeline_command",  # run, demo

@@ -17,6 +17,7 @@ from mixlab.domains.config import PartitionConfig
 from mixlab.mixtures.config import MixtureConfig
 from mixlab.proxies.config import ProxyConfig
 from mixlab.quality.config import QualityConfig
+from mixlab.search.trust import TrustConfig
 from mixlab.select.config import SelectConfig
 from mixlab.yamlconfig import load_yaml_mapping
 
@@ -44,7 +45,19 @@ class EvaluationSection(_Strict):
     validation: dict[str, str] = Field(
         default_factory=dict, description="domain -> JSONL of held-out documents for per-domain loss"
     )
-    metric: Literal["acc", "acc_norm"] = Field("acc", description="task metric the regressors optimise")
+    metric: str = Field(
+        "auto",
+        description=(
+            "task metric the regressors optimise: auto (per objective, the metric with the best evidence: "
+            "out-of-fold Spearman among metrics whose signal-to-noise passes) or one of acc, acc_norm, "
+            "acc_bytes, gold_bpb, correct_prob, margin"
+        ),
+    )
+    metrics: dict[str, str] = Field(
+        default_factory=dict,
+        description="per objective (a task name or total) a metric that overrides `metric`",
+    )
+    signal_model: str = Field("gp", description="regressor of the out-of-fold Spearman that ranks metrics")
     batch_size: int = Field(32, ge=1, description="multiple-choice scoring batch size")
     limit: int | None = Field(None, ge=1, description="score only the first N items of each task")
     block_size: int = Field(256, ge=1, description="context length for per-domain loss")
@@ -102,7 +115,21 @@ class BuildSection(_Strict):
 
 class ConfirmSection(_Strict):
     enabled: bool = Field(True, description="train confirmation proxies on the optimum and baselines")
-    baselines: list[Literal["natural", "uniform"]] = Field(default_factory=lambda: ["natural", "uniform"])
+    baselines: list[Literal["natural", "uniform", "best_swarm"]] = Field(
+        default_factory=lambda: ["natural", "uniform", "best_swarm"],
+        description="mixtures the optimum is compared with; best_swarm = the swarm's best measured mixture",
+    )
+    seeds: int = Field(3, ge=1, description="seeds per confirmed mixture (selection and training)")
+    per_task: bool = Field(True, description="also confirm each task's own optimum (optimal_<task>)")
+    bootstrap: int = Field(2000, ge=100, description="paired bootstrap resamples for the 95% intervals")
+    scale: float = Field(
+        1.0,
+        ge=1.0,
+        description=(
+            "confirmation runs train on this many times the proxies' tokens (selection budget and steps), "
+            "to test that the optimum transfers to a bigger run"
+        ),
+    )
 
 
 class PipelineConfig(_Strict):
@@ -124,6 +151,26 @@ class PipelineConfig(_Strict):
     search: SearchSection = Field(default_factory=SearchSection)
     build: BuildSection
     confirm: ConfirmSection = Field(default_factory=ConfirmSection)
+    trust: TrustConfig = Field(default_factory=TrustConfig)
+
+    @field_validator("evaluation")
+    @classmethod
+    def _known_metrics(cls, ev: EvaluationSection) -> EvaluationSection:
+        from mixlab.regression.models import MODEL_NAMES
+        from mixlab.regression.signal import DIRECTIONS
+
+        allowed = ["auto", *DIRECTIONS]
+        for key, value in [("metric", ev.metric), *((f"metrics.{k}", v) for k, v in ev.metrics.items())]:
+            if value not in allowed:
+                raise ValueError(f"{key}: unknown metric {value!r} (allowed: {', '.join(allowed)})")
+        unknown = [k for k in ev.metrics if k != "total" and k not in ev.tasks]
+        if unknown:
+            raise ValueError(f"metrics: {unknown} are neither tasks ({', '.join(ev.tasks)}) nor total")
+        if ev.signal_model not in MODEL_NAMES:
+            raise ValueError(
+                f"signal_model: unknown model {ev.signal_model!r} (allowed: {', '.join(MODEL_NAMES)})"
+            )
+        return ev
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:

@@ -34,9 +34,11 @@ class RunSummary:
     workdir: Path
     report: Path
     optimal: Path
-    dataset: Path
-    confirm: pd.DataFrame | None = None
+    dataset: Path | None
+    confirm: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    trust: dict[str, str] = field(default_factory=dict)
+    """Objective -> its trust verdict in words."""
 
 
 # --- per-run callables for the swarm (module level so they pickle into worker processes) --------------
@@ -45,27 +47,41 @@ class RunSummary:
 def make_selection(
     pool_root: str, select_json: str, workdir: str, run: str, weights: dict[str, float]
 ) -> Path:
-    """Select and export the training documents of one proxy run (skipped when already exported)."""
+    """Select and export the training documents of one proxy run (skipped when already exported).
+
+    A repeat ``<run>-seed<k>`` selects with seed + k. The folder is keyed by the mixture and the selection
+    config, so a changed optimum or budget never reuses a stale selection.
+    """
+    import hashlib
+
+    from mixlab.mixtures.sampler import repeat_seed
     from mixlab.select.config import SelectConfig
     from mixlab.select.export import export_selection
     from mixlab.select.selection import select_documents
 
-    out = Path(workdir) / "selections" / run
+    cfg = SelectConfig.model_validate_json(select_json)
+    cfg = cfg.model_copy(update={"seed": cfg.seed + repeat_seed(run)})
+    key = json.dumps(
+        {"w": {d: round(float(v), 10) for d, v in sorted(weights.items())}, "cfg": cfg.model_dump()}
+    )
+    out = Path(workdir) / "selections" / f"{run}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
     if (out / "manifest.json").exists():
         return out
     pool = Pool.open(pool_root)
-    cfg = SelectConfig.model_validate_json(select_json)
     selection = select_documents(pool, weights, cfg)
     export_selection(pool, selection, out, ["jsonl"])
     return out
 
 
 def train_run(proxy_json: str, tokenizer: str, run: str, data: Path, out_dir: Path) -> Any:
-    """Train one proxy with the pipeline's fixed hyper-parameters."""
+    """Train one proxy with the pipeline's fixed hyper-parameters (a repeat ``<run>-seed<k>``: seed + k)."""
+    from mixlab.mixtures.sampler import repeat_seed
     from mixlab.proxies.config import ProxyConfig
     from mixlab.proxies.trainer import train_proxy
 
-    return train_proxy(ProxyConfig.model_validate_json(proxy_json), data, tokenizer, out_dir)
+    cfg = ProxyConfig.model_validate_json(proxy_json)
+    cfg = cfg.model_copy(update={"seed": cfg.seed + repeat_seed(run)})
+    return train_proxy(cfg, data, tokenizer, out_dir)
 
 
 def evaluate_run(eval_json: str, run: str, model_dir: Path, out_dir: Path | None = None) -> dict[str, float]:
@@ -93,11 +109,6 @@ def eval_config(cfg: PipelineConfig) -> Any:
         block_size=ev.block_size,
         max_docs_per_domain=ev.max_docs_per_domain,
     )
-
-
-def task_columns(cfg: PipelineConfig) -> dict[str, str]:
-    """Objective name -> metrics.csv column, for each task."""
-    return {name: f"{name}/{cfg.evaluation.metric}" for name in cfg.evaluation.tasks}
 
 
 def prepare_pool(cfg: PipelineConfig) -> Pool:
@@ -166,25 +177,91 @@ def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> di
 
 
 def run_swarm_step(
-    cfg: PipelineConfig, pool: Pool, ratios: pd.DataFrame, name: str = "swarm"
+    cfg: PipelineConfig,
+    pool: Pool,
+    ratios: pd.DataFrame,
+    name: str = "swarm",
+    scale: float = 1.0,
 ) -> pd.DataFrame:
-    """Train and evaluate one proxy per mixture row; finished runs are skipped, failures recorded."""
+    """Train and evaluate one proxy per mixture row; finished runs are skipped, failures recorded.
+
+    ``scale`` multiplies the proxies' training tokens (selection budget and steps). A run whose mixture
+    changed since it finished (e.g. a new optimum) is trained again.
+    """
     from mixlab.proxies.swarm import run_swarm
 
     work = Path(cfg.workdir)
     evaluate = partial(evaluate_run, eval_config(cfg).model_dump_json())
     proxy = cfg.proxy
+    select = cfg.select
+    if scale != 1.0:
+        proxy = proxy.model_copy(update={"max_steps": max(1, round(proxy.max_steps * scale))})
+        select = select.model_copy(update={"budget_tokens": max(1, round(select.budget_tokens * scale))})
     if cfg.workers > 1 and proxy.num_threads is None:  # one process per core, not cores x cores threads
         proxy = proxy.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // cfg.workers)})
+    out_dir = work / name
+    _forget_changed_runs(ratios, out_dir)
     return run_swarm(
         ratios,
-        make_data=partial(make_selection, str(pool.root), cfg.select.model_dump_json(), str(work)),
+        make_data=partial(make_selection, str(pool.root), select.model_dump_json(), str(work)),
         train=partial(train_run, proxy.model_dump_json(), pool.tokenizer_spec),
         evaluate=evaluate,
-        out_dir=work / name,
-        metrics_csv=work / name / "metrics.csv",
+        out_dir=out_dir,
+        metrics_csv=out_dir / "metrics.csv",
         workers=cfg.workers,
     )
+
+
+def _forget_changed_runs(ratios: pd.DataFrame, out_dir: Path) -> None:
+    """Drop the finished marker of every run whose mixture differs from the one it was trained on."""
+    from mixlab.proxies.swarm import DONE_MARKER
+
+    path = out_dir / "ratios.csv"
+    if path.exists():
+        old = read_ratios(path)
+        for run in ratios.index:
+            if run in old.index and set(old.columns) == set(ratios.columns):
+                same = np.allclose(
+                    old.loc[run, list(ratios.columns)].to_numpy(float), ratios.loc[run].to_numpy(float)
+                )
+                if same:
+                    continue
+            marker = out_dir / "runs" / str(run) / DONE_MARKER
+            if marker.exists():
+                log.info("%s: mixture of run %s changed; it is trained again", out_dir.name, run)
+                marker.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_ratios(path, ratios)
+
+
+def ok_runs(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a metrics table whose status is ok."""
+    status = metrics.get("status", pd.Series("ok", index=metrics.index)).fillna("ok").astype(str)
+    return metrics[status == "ok"]
+
+
+def choose_metrics(
+    cfg: PipelineConfig, ratios: pd.DataFrame, metrics: pd.DataFrame
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The signal table of every (objective, metric) and the metric each objective is fitted on."""
+    from mixlab.regression.signal import choose_metric, signal_table
+
+    ev = cfg.evaluation
+    tasks = list(ev.tasks)
+    runs = [r for r in ratios.index if r in metrics.index]
+    table = signal_table(
+        ratios.loc[runs],
+        metrics.loc[runs],
+        tasks,
+        model=ev.signal_model,
+        folds=cfg.fit.cv_folds,
+        seed=cfg.seed,
+    )
+    chosen = {}
+    for objective in ["total", *tasks]:
+        preferred = ev.metrics.get(objective) or (None if ev.metric == "auto" else ev.metric)
+        chosen[objective] = choose_metric(table, objective, min_snr=cfg.trust.min_snr, preferred=preferred)
+    return table, chosen
 
 
 def fit_and_search(
@@ -194,25 +271,46 @@ def fit_and_search(
     prior: dict[str, float],
     available: dict[str, int],
 ) -> dict[str, Any]:
-    """Fit one regressor per objective (total + each task), search each optimum, write optimal*.json.
+    """Choose each objective's metric, fit one regressor per objective (total + each task), search each
+    optimum, judge whether it can be trusted, and write ``optimal*.json`` and ``signal.csv``.
 
     The search respects what the pool holds: no domain may need more than ``max_epochs`` passes over its
     available tokens at the final build budget.
     """
     from mixlab.regression.fit import Target, fit_targets
+    from mixlab.regression.signal import DIRECTIONS
     from mixlab.search.config import Constraints
     from mixlab.search.run import search_all, write_optimal
+    from mixlab.search.trust import judge
 
     work = Path(cfg.workdir)
-    cols = task_columns(cfg)
-    ok = metrics[metrics.get("status", pd.Series("ok", index=metrics.index)).fillna("ok") == "ok"]
+    ok = ok_runs(metrics)
     runs = [r for r in ratios.index if r in ok.index]
-    targets = [Target(name="total", columns=list(cols.values()), kind="sum", direction="max")]
-    targets += [Target(name=n, columns=[c], kind="column", direction="max") for n, c in cols.items()]
     if len(runs) < 3:
         raise ValueError(f"only {len(runs)} proxy runs succeeded; at least 3 are needed to fit a regressor")
-    folds = min(cfg.fit.cv_folds, len(runs))
-    fit = fit_targets(ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=folds)
+    signal, chosen_metric = choose_metrics(cfg, ratios.loc[runs], ok.loc[runs])
+    atomic_write_text(work / "signal.csv", signal.to_csv(index=False))
+    tasks = list(cfg.evaluation.tasks)
+    m_total = chosen_metric["total"]
+    targets = [
+        Target(
+            name="total", columns=[f"{t}/{m_total}" for t in tasks], kind="sum", direction=DIRECTIONS[m_total]
+        )
+    ]
+    targets += [
+        Target(
+            name=t,
+            columns=[f"{t}/{chosen_metric[t]}"],
+            kind="column",
+            direction=DIRECTIONS[chosen_metric[t]],
+        )
+        for t in tasks
+    ]
+    n_mixtures = int(signal["n_mixtures"].max())
+    folds = min(cfg.fit.cv_folds, n_mixtures)
+    fit = fit_targets(
+        ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=folds, seed=cfg.seed
+    )
     constraints = Constraints(
         min_weight=cfg.search.min_weight,
         max_weight=cfg.search.max_weight,
@@ -231,8 +329,30 @@ def fit_and_search(
         kl_weight=cfg.search.kl_weight,
         chosen=cfg.search.objective,
     )
+    summary = fit.summary()
+    verdicts = {}
+    for name, res in results["objectives"].items():
+        metric = chosen_metric[name]
+        row = signal[(signal["objective"] == name) & (signal["metric"] == metric)].iloc[0]
+        verdict = judge(name, metric, float(summary.loc[name, "spearman"]), float(row["snr"]), cfg.trust)
+        verdicts[name] = verdict
+        res.update(
+            {
+                "metric": metric,
+                "trusted": verdict.trusted,
+                "oof_spearman": verdict.as_dict()["oof_spearman"],
+                "snr": verdict.as_dict()["snr"],
+                "reason": verdict.reason,
+            }
+        )
+        log.log(
+            logging.INFO if verdict.trusted else logging.WARNING,
+            "%s: %s",
+            "trusted" if verdict.trusted else "UNTRUSTED",
+            verdict.reason,
+        )
     write_optimal(work / "optimal.json", results, out_dir=work)
-    return {"fit": fit, "results": results}
+    return {"fit": fit, "results": results, "signal": signal, "metrics": chosen_metric, "verdicts": verdicts}
 
 
 def evaluate_base(cfg: PipelineConfig, metrics_csv: Path) -> None:
@@ -247,12 +367,110 @@ def evaluate_base(cfg: PipelineConfig, metrics_csv: Path) -> None:
     upsert_metrics(metrics_csv, "base", {**row, "status": "ok", "error": ""})
 
 
-def run_pipeline(cfg: PipelineConfig) -> RunSummary:
-    """Run every stage; return where the report, the optimum and the dataset are."""
-    from mixlab.report.build import build_report
+def build_dataset(cfg: PipelineConfig, pool: Pool, weights: dict[str, float], out: Path) -> Path:
+    """The final dataset at the build budget; rebuilt when the mixture or the selection config changed."""
     from mixlab.select.config import SelectConfig
     from mixlab.select.export import export_selection
     from mixlab.select.selection import select_documents
+
+    build_cfg = SelectConfig.model_validate(
+        cfg.select.model_copy(update={"budget_tokens": cfg.build.budget_tokens}).model_dump()
+    )
+    key = json.dumps(
+        {
+            "weights": {d: round(float(v), 10) for d, v in sorted(weights.items())},
+            "select": build_cfg.model_dump(),
+            "formats": list(cfg.build.formats),
+        },
+        sort_keys=True,
+    )
+    stamp = out.parent / f".{out.name}.build.json"
+    if (out / "manifest.json").exists() and stamp.exists() and stamp.read_text(encoding="utf-8") == key:
+        return out
+    selection = select_documents(pool, weights, build_cfg)
+    export_selection(pool, selection, out, list(cfg.build.formats))
+    atomic_write_text(stamp, key)
+    return out
+
+
+def best_swarm_mixture(
+    ratios: pd.DataFrame, metrics: pd.DataFrame, columns: list[str], direction: str
+) -> dict[str, float]:
+    """The swarm's best measured mixture on the sum of ``columns`` (repeats averaged)."""
+    from mixlab.regression.signal import collapse_repeats
+
+    ok = ok_runs(metrics)
+    runs = [r for r in ratios.index if r in ok.index]
+    unique, means = collapse_repeats(ratios.loc[runs], ok.loc[runs])
+    total = means[columns].sum(axis=1, min_count=len(columns)).dropna()
+    best = total.idxmin() if direction == "min" else total.idxmax()
+    return {d: float(v) for d, v in unique.loc[best].items()}
+
+
+def confirm_step(
+    cfg: PipelineConfig,
+    pool: Pool,
+    ratios: pd.DataFrame,
+    swarm_metrics: pd.DataFrame,
+    found: dict[str, Any],
+    baselines: dict[str, dict[str, float]],
+    domains: list[str],
+) -> dict[str, Any]:
+    """Train every arm with ``confirm.seeds`` seeds, score the base model, write ``confirm.json``."""
+    from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores, summarise
+    from mixlab.regression.signal import DIRECTIONS
+
+    work = Path(cfg.workdir)
+    objectives = found["results"]["objectives"]
+    tasks = list(cfg.evaluation.tasks)
+    chosen = found["metrics"]
+    arms: dict[str, dict[str, float]] = {"optimal": objectives[cfg.search.objective]["weights"]}
+    for b in cfg.confirm.baselines:
+        if b == "best_swarm":
+            cols = [f"{t}/{chosen['total']}" for t in tasks]
+            arms[b] = best_swarm_mixture(ratios, swarm_metrics, cols, DIRECTIONS[chosen["total"]])
+        else:
+            arms[b] = baselines[b]
+    if cfg.confirm.per_task:
+        for t in tasks:
+            arms[f"optimal_{t}"] = objectives[t]["weights"]
+    table = confirm_ratios(arms, domains, cfg.confirm.seeds)
+    write_ratios(work / "confirm_ratios.csv", table)
+    metrics = run_swarm_step(
+        cfg, pool, read_ratios(work / "confirm_ratios.csv"), "confirm", cfg.confirm.scale
+    )
+    runs_of = {arm: arm_runs(arm, cfg.confirm.seeds) for arm in arms}
+    if cfg.proxy.mode == "dora" and cfg.proxy.base_model:
+        evaluate_base(cfg, work / "confirm" / "metrics.csv")
+        metrics = read_metrics(work / "confirm" / "metrics.csv")
+        runs_of["base"] = ["base"]
+    metric_names = ["acc", "acc_norm", "gold_bpb", "correct_prob", "margin"]
+    ok = ok_runs(metrics)
+    scores = {
+        run: read_item_scores(work / "confirm" / "runs" / run / "eval", tasks, metric_names)
+        for runs in runs_of.values()
+        for run in runs
+        if run in ok.index
+    }
+    summary = summarise(
+        runs_of,
+        scores,
+        tasks,
+        metric_names,
+        headline_metrics=chosen,
+        weights=arms,
+        n_boot=cfg.confirm.bootstrap,
+        seed=cfg.seed,
+    )
+    summary["scale"] = cfg.confirm.scale
+    atomic_write_text(work / "confirm.json", json.dumps(summary, indent=2) + "\n")
+    log.info("confirmation: %s", summary["headline"])
+    return summary
+
+
+def run_pipeline(cfg: PipelineConfig) -> RunSummary:
+    """Run every stage; return where the report, the optimum and the dataset are."""
+    from mixlab.report.build import build_report
 
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -282,24 +500,29 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     timed("fit+search", t0)
 
     t0 = time.perf_counter()
-    dataset_dir = work / "dataset"
-    if not (dataset_dir / "manifest.json").exists():
-        build_cfg = cfg.select.model_copy(update={"budget_tokens": cfg.build.budget_tokens})
-        build_cfg = SelectConfig.model_validate(build_cfg.model_dump())
-        selection = select_documents(pool, optimal_weights, build_cfg)
-        export_selection(pool, selection, dataset_dir, list(cfg.build.formats))
+    objective = found["results"]["objectives"][cfg.search.objective]
+    dataset_dir: Path | None = work / "dataset"
+    if objective["trusted"] or cfg.trust.allow_untrusted:
+        if not objective["trusted"]:
+            log.warning(
+                "building the final dataset from an UNTRUSTED optimum (trust.allow_untrusted): %s",
+                objective["reason"],
+            )
+        build_dataset(cfg, pool, optimal_weights, dataset_dir)
+    else:
+        log.warning(
+            "final dataset NOT built: the %s optimum is untrusted (%s). Grow the swarm, use a metric with "
+            "more signal, or set trust.allow_untrusted: true to build it anyway",
+            cfg.search.objective,
+            objective["reason"],
+        )
+        dataset_dir = None
     timed("build", t0)
 
     confirm = None
     if cfg.confirm.enabled:
         t0 = time.perf_counter()
-        rows = {"optimal": optimal_weights, **{b: baselines[b] for b in cfg.confirm.baselines}}
-        confirm_ratios = pd.DataFrame.from_dict(rows, orient="index")[domains]
-        write_ratios(work / "confirm_ratios.csv", confirm_ratios)
-        run_swarm_step(cfg, pool, read_ratios(work / "confirm_ratios.csv"), "confirm")
-        if cfg.proxy.mode == "dora" and cfg.proxy.base_model:
-            evaluate_base(cfg, work / "confirm" / "metrics.csv")
-        confirm = read_metrics(work / "confirm" / "metrics.csv")
+        confirm = confirm_step(cfg, pool, ratios, swarm_metrics, found, baselines, domains)
         timed("confirm", t0)
 
     t0 = time.perf_counter()
@@ -313,4 +536,8 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
         dataset=dataset_dir,
         confirm=confirm,
         timings=timings,
+        trust={
+            name: ("trusted: " if v.trusted else "UNTRUSTED: ") + v.reason
+            for name, v in found["verdicts"].items()
+        },
     )

@@ -14,7 +14,19 @@ def _print_summary(summary: object) -> None:
     assert isinstance(summary, RunSummary)
     print(f"report:          {summary.report}")
     print(f"optimal mixture: {summary.optimal}")
-    print(f"final dataset:   {summary.dataset} (manifest: {summary.dataset / 'manifest.json'})")
+    if summary.dataset is not None:
+        print(f"final dataset:   {summary.dataset} (manifest: {summary.dataset / 'manifest.json'})")
+    else:
+        print(
+            "final dataset:   not built, the chosen optimum is untrusted (see below; trust.allow_untrusted)"
+        )
+    for verdict in summary.trust.values():
+        print(f"  {verdict}")
+    if summary.confirm is not None:
+        print(f"confirmation:    {summary.confirm['headline']}")
+        for line in summary.confirm["verdicts"]:
+            if line.startswith("optimal_"):
+                print(f"  {line}")
     if summary.timings:
         print("timings (s):     " + ", ".join(f"{k} {v:.0f}" for k, v in summary.timings.items()))
 

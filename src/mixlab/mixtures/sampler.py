@@ -217,7 +217,7 @@ def add_repeats(ratios: pd.DataFrame, repeats: int, seeds: int = 1) -> pd.DataFr
     if repeats <= 0 or ratios.empty:
         return ratios
     n = len(ratios)
-    picks = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(repeats, n))})
+    picks = sorted({int(np.rint(x)) for x in np.linspace(0, n - 1, min(repeats, n))})
     extra = []
     for i in picks:
         run = str(ratios.index[i])

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from mixlab.pool.pool import atomic_write_text
 from mixlab.regression.config import Target
 from mixlab.regression.models import AUTO_CANDIDATES, make_regressor, predict_with_std
+from mixlab.regression.signal import collapse_repeats
 from mixlab.regression.targets import align_swarm, default_targets, target_values
 from mixlab.regression.validation import cv_predictions, score_predictions, select_model
 
@@ -118,10 +119,14 @@ def fit_targets(
 
     ``ratios``/``metrics`` are the tables of :func:`mixlab.swarm.read_ratios` / ``read_metrics``. Runs whose
     target value is missing (NaN) are left out of that target's fit, with a warning giving the count.
+    Runs with identical mixtures (repeats with other seeds) are fitted as one run holding their mean.
     """
     sources = dict(sources or {})
     r_src, m_src = sources.get("ratios", "ratios"), sources.get("metrics", "metrics")
     ratios, metrics = align_swarm(ratios, metrics, r_src, m_src)
+    # Repeats (identical mixtures trained with other seeds) become one run with their mean, so that no
+    # mixture sits on both sides of a cross-validation split.
+    ratios, metrics = collapse_repeats(ratios, metrics)
     targets = targets or default_targets(metrics)
     if not targets:
         raise ValueError(f"{m_src}: no numeric metric columns to fit")

@@ -53,71 +53,167 @@ def _exclusions(pool: Pool) -> pd.DataFrame:
     return pd.DataFrame({"documents": rows}) if rows else pd.DataFrame({"documents": {"none": 0}})
 
 
-def confirm_scores(task_cols: dict[str, str], confirm: pd.DataFrame) -> pd.DataFrame:
-    """Per-task measured scores (rows = confirmation runs) plus their total."""
-    table = pd.DataFrame(
-        {name: confirm[col] for name, col in task_cols.items() if col in confirm}, index=confirm.index
-    )
-    table["total"] = table.sum(axis=1)
-    return table
+def trust_table(objectives: dict[str, Any]) -> pd.DataFrame:
+    """One row per objective: the metric it was fitted on and its trust verdict."""
+    return pd.DataFrame(
+        {
+            name: {
+                "metric": obj.get("metric", ""),
+                "trusted": "yes" if obj.get("trusted") else "NO",
+                "out-of-fold Spearman": obj.get("oof_spearman", np.nan),
+                "signal-to-noise": obj.get("snr", np.nan),
+                "reason": obj.get("reason", ""),
+            }
+            for name, obj in objectives.items()
+        }
+    ).T
 
 
-def verdict(scores: pd.DataFrame, baseline_names: list[str], reference: str | None = None) -> str:
-    """One sentence: did the optimal mixture beat each baseline on the total, by how much."""
-    if "optimal" not in scores.index:
-        return "no confirmation run of the optimal mixture"
-    opt = float(scores.loc["optimal", "total"])
+def trust_line(objectives: dict[str, Any]) -> str:
+    """E.g. "Trusted optima: roleplay, rag. Untrusted: total, reasoning."."""
+    good = [n for n, o in objectives.items() if o.get("trusted")]
+    bad = [n for n, o in objectives.items() if not o.get("trusted")]
     parts = []
-    for b in baseline_names:
-        if b in scores.index:
-            base = float(scores.loc[b, "total"])
-            word = "beat" if opt > base else ("tied" if opt == base else "did NOT beat")
-            parts.append(f"{word} the {b} mixture ({opt:.3f} vs {base:.3f}, {opt - base:+.3f})")
-    text = "The chosen mixture " + "; ".join(parts) + " on the summed task accuracy."
-    if reference and reference in scores.index:
-        ref = float(scores.loc[reference, "total"])
-        text += f" Before training, the base model scored {ref:.3f} (change with the optimal mixture: {opt - ref:+.3f})."
-    return text
+    if good:
+        parts.append("Trusted optima: " + ", ".join(good) + ".")
+    if bad:
+        parts.append("UNTRUSTED (the swarm cannot rank mixtures for these): " + ", ".join(bad) + ".")
+    return " ".join(parts)
+
+
+def confirm_means(confirm: dict[str, Any], metric: str) -> pd.DataFrame:
+    """Mean over seeds per arm (rows) and task + total (columns) on one metric."""
+    return pd.DataFrame(
+        {arm: {k: v["mean"] for k, v in entry[metric].items()} for arm, entry in confirm["arms"].items()}
+    ).T
+
+
+def comparison_table(confirm: dict[str, Any], arm: str, metric: str) -> pd.DataFrame:
+    """``arm`` minus each baseline on ``metric``: diff and 95% interval per task and total."""
+    rows = {}
+    for base, by_metric in confirm["comparisons"].get(arm, {}).items():
+        for key, iv in by_metric.get(metric, {}).items():
+            rows[(f"vs {base}", key)] = {"diff": iv["diff"], "low": iv["low"], "high": iv["high"]}
+    return pd.DataFrame(rows).T
+
+
+def _confirm_section(confirm: dict[str, Any], pdir: Path) -> list[tuple[str, pd.DataFrame]]:
+    tables = []
+    total_metric = confirm["objective_metrics"].get("total", "acc")
+    for metric in dict.fromkeys([total_metric, "acc", "acc_norm"]):
+        tables.append(
+            (f"mean over {confirm['seeds']} seeds of {metric} per arm", confirm_means(confirm, metric))
+        )
+    for metric in dict.fromkeys([total_metric, "acc"]):
+        tables.append(
+            (
+                f"optimal minus each baseline on {metric} (95% paired bootstrap over items and seeds)",
+                comparison_table(confirm, "optimal", metric),
+            )
+        )
+    per_task = {}
+    for task in confirm["tasks"]:
+        arm = f"optimal_{task}"
+        if arm in confirm["comparisons"] and "optimal" in confirm["comparisons"][arm]:
+            m = confirm["objective_metrics"].get(task, "acc")
+            for metric in dict.fromkeys([m, "acc"]):
+                iv = confirm["comparisons"][arm]["optimal"][metric][task]
+                per_task[(arm, metric)] = {
+                    "diff vs optimal": iv["diff"],
+                    "low": iv["low"],
+                    "high": iv["high"],
+                }
+    if per_task:
+        tables.append(
+            ("each task's own optimum against the total optimum, on its own task", pd.DataFrame(per_task).T)
+        )
+    score = confirm.get("challenge_score", {}).get("optimal", {})
+    for metric, by_task in score.items():
+        tables.append(
+            (
+                f"challenge score S = after - before (base model), {metric}, optimal arm",
+                pd.DataFrame(by_task).T.rename(columns={"diff": "S"}),
+            )
+        )
+    return tables
+
+
+def _forest(confirm: dict[str, Any], pdir: Path) -> Path:
+    metric = confirm["objective_metrics"].get("total", "acc")
+    rows = []
+    for m in dict.fromkeys([metric, "acc"]):
+        for base, by_metric in confirm["comparisons"].get("optimal", {}).items():
+            iv = by_metric[m]["total"]
+            rows.append((f"optimal - {base} ({m})", iv["diff"], iv["low"], iv["high"]))
+    for task in confirm["tasks"]:
+        arm = f"optimal_{task}"
+        if "optimal" in confirm["comparisons"].get(arm, {}):
+            m = confirm["objective_metrics"].get(task, "acc")
+            iv = confirm["comparisons"][arm]["optimal"][m][task]
+            rows.append((f"{arm} - optimal ({task} {m})", iv["diff"], iv["low"], iv["high"]))
+    return plots.interval_forest(
+        rows,
+        pdir / "confirm_intervals.png",
+        "confirmed differences, 95% intervals",
+        "difference (arm - baseline)",
+    )
 
 
 def build_report(
-    cfg: Any, pool: Pool, found: dict[str, Any], confirm: pd.DataFrame | None, timings: dict[str, float]
+    cfg: Any, pool: Pool, found: dict[str, Any], confirm: dict[str, Any] | None, timings: dict[str, float]
 ) -> Path:
     """Write ``WORKDIR/report.html`` with tables and plots of every stage's results."""
     work = Path(cfg.workdir)
     pdir = work / "plots"
-    task_cols = {name: f"{name}/{cfg.evaluation.metric}" for name in cfg.evaluation.tasks}
+    metric_of = {o: obj.get("metric", "acc") for o, obj in found["results"]["objectives"].items()}
+    task_cols = {name: f"{name}/{metric_of.get(name, 'acc')}" for name in cfg.evaluation.tasks}
     sections: list[Section] = []
 
     # -- the answer first ---------------------------------------------------------------------------------
     optimal = json.loads((work / "optimal.json").read_text())
     chosen = optimal.get("chosen", cfg.search.objective)
+    objectives = optimal.get("objectives", {})
     answer = Section("Result")
+    headline = [trust_line(objectives)]
     if confirm is not None:
-        scores = confirm_scores(task_cols, confirm)
-        answer.highlight = verdict(
-            scores, list(cfg.confirm.baselines), "base" if "base" in scores.index else None
-        )
-        answer.tables.append(
-            ("measured task accuracy of proxies trained on each mixture (confirmation runs)", scores)
-        )
-        stderr_cols = {name: f"{col}_stderr" for name, col in task_cols.items() if f"{col}_stderr" in confirm}
-        if stderr_cols:
-            stderr = pd.DataFrame(
-                {name: confirm[col] for name, col in stderr_cols.items()}, index=confirm.index
-            )
-            stderr["total"] = np.sqrt((stderr**2).sum(axis=1))
-            answer.tables.append(
-                ("standard error of each accuracy (total: tasks taken as independent)", stderr)
-            )
-        answer.images.append(
-            plots.confirm_scores(scores.drop(columns=["total"]), pdir / "confirm_scores.png")
-        )
+        headline.insert(0, confirm["headline"] + ".")
+        answer.tables.extend(_confirm_section(confirm, pdir))
+        answer.images.append(_forest(confirm, pdir))
+        answer.paragraphs.extend(confirm["verdicts"])
+    answer.highlight = " ".join(headline)
+    answer.tables.insert(0, ("trust verdict of every optimum", trust_table(objectives)))
+    built = (
+        (work / "dataset" / "manifest.json").exists()
+        and bool(objectives.get(chosen, {}).get("trusted"))
+        or ((work / "dataset" / "manifest.json").exists() and cfg.trust.allow_untrusted)
+    )
     answer.paragraphs.append(
-        f"Optimal mixture (objective '{chosen}') written to {work / 'optimal.json'}; final dataset in "
-        f"{work / 'dataset'} (see its manifest.json)."
+        f"Optimal mixture (objective '{chosen}') written to {work / 'optimal.json'}; "
+        + (
+            f"final dataset in {work / 'dataset'} (see its manifest.json)."
+            if built
+            else "final dataset NOT built: this optimum is untrusted (set trust.allow_untrusted to build it)."
+        )
     )
     sections.append(answer)
+
+    signal_path = work / "signal.csv"
+    if signal_path.exists():
+        sig = pd.read_csv(signal_path)
+        sections.append(
+            Section(
+                "Signal and noise of every metric",
+                paragraphs=[
+                    (
+                        "Signal: spread of the metric across mixtures; noise: spread across seeds of one mixture "
+                        "(repeated mixtures); out-of-fold Spearman: how well a regressor ranks unseen mixtures. "
+                        "Each objective is fitted on the metric with the best evidence (see the trust table)."
+                    )
+                ],
+                tables=[("evidence per objective and metric", sig.set_index(["objective", "metric"]))],
+                images=[plots.signal_scatter(sig, pdir / "signal.png", cfg.trust.min_oof_spearman)],
+            )
+        )
 
     # -- corpus -------------------------------------------------------------------------------------------
     dom_table, tokens, docs = _domain_table(pool)
@@ -172,17 +268,21 @@ def build_report(
         reg.tables.append(("optimum per objective (weights, predicted score and interval)", table))
         mixes = {name: obj["weights"] for name, obj in objectives.items()}
         if confirm is not None:
-            for b in cfg.confirm.baselines:
-                if b in confirm.index:
-                    mixes[b] = read_ratios(work / "confirm_ratios.csv").loc[b].to_dict()
+            for arm, entry in confirm["arms"].items():
+                if arm in ("natural", "uniform", "best_swarm") and "weights" in entry:
+                    mixes[arm] = entry["weights"]
         reg.images.append(
             plots.mixture_weights(mixes, pdir / "optimal_weights.png", "optimal mixtures vs baselines")
         )
-    if confirm is not None and "total" in objectives:
+    if confirm is not None and "total" in objectives and "optimal" in confirm["arms"]:
         pred = objectives["total"].get("predicted")
-        if pred is not None and "optimal" in confirm.index:
-            meas = float(confirm_scores(task_cols, confirm).loc["optimal", "total"])
-            reg.paragraphs.append(f"Total score of the optimum: predicted {pred:.3f}, measured {meas:.3f}.")
+        metric = objectives["total"].get("metric", "acc")
+        meas = confirm["arms"]["optimal"].get(metric, {}).get("total", {}).get("mean")
+        if pred is not None and meas is not None:
+            reg.paragraphs.append(
+                f"Total ({metric}) of the optimum: predicted {pred:.3f}, measured {meas:.3f} "
+                f"(mean of {confirm['seeds']} seeds at {confirm.get('scale', 1.0):g}x the proxy tokens)."
+            )
     sections.append(reg)
 
     # -- dataset ------------------------------------------------------------------------------------------

@@ -116,3 +116,40 @@ def confirm_scores(scores: pd.DataFrame, path: Path) -> Path:
     ax.set_title("confirmation runs: measured task accuracy")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def interval_forest(rows: list[tuple[str, float, float, float]], path: Path, title: str, xlabel: str) -> Path:
+    """Differences with their 95% intervals, one line per comparison (label, diff, low, high)."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, diff, low, high) in zip(y, rows, strict=True):
+        color = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
+        ax.plot([low, high], [yi, yi], color=color, lw=2)
+        ax.plot([diff], [yi], "o", color=color)
+    ax.axvline(0.0, color="black", lw=0.8)
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def signal_scatter(table: pd.DataFrame, path: Path, min_spearman: float = 0.8) -> Path:
+    """Out-of-fold Spearman against signal-to-noise per (objective, metric): which metrics can rank."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    snr = table["snr"].astype(float).replace([np.inf], np.nan)
+    has_snr = snr.notna().any()
+    x = snr.fillna(0.0) if has_snr else pd.Series(np.arange(len(table)), index=table.index, dtype=float)
+    for metric, sub in table.groupby("metric"):
+        ax.scatter(x.loc[sub.index], sub["oof_spearman"].astype(float), label=str(metric), s=30)
+        for i in sub.index:
+            ax.annotate(
+                str(sub.loc[i, "objective"]), (x.loc[i], float(sub.loc[i, "oof_spearman"])), fontsize=6
+            )
+    ax.axhline(min_spearman, color="gray", ls="--", lw=0.8)
+    ax.set_xlabel("signal-to-noise ratio (spread across mixtures / across seeds)" if has_snr else "metric")
+    if has_snr:
+        ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_ylabel("out-of-fold Spearman")
+    ax.set_title("which metric can rank mixtures (dashed: trust threshold)", fontsize=10)
+    ax.legend(fontsize=7, ncol=3)
+    return _save(fig, path)

@@ -237,6 +237,8 @@ def write_optimal(
     folder.mkdir(parents=True, exist_ok=True)
     for name, res in results["objectives"].items():
         one = {k: res[k] for k in ("weights", "predicted", "interval", "direction", "std", "targets")}
+        # the trust verdict, when the caller judged the optimum (mixlab.search.trust)
+        one.update({k: res[k] for k in ("metric", "trusted", "oof_spearman", "snr", "reason") if k in res})
         p = folder / f"optimal_{safe_name(name)}.json"
         atomic_write_text(p, json.dumps(one, indent=2) + "\n")
         written.append(p)
