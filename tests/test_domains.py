@@ -272,3 +272,214 @@ def test_rules_macro_f1_on_shared_corpus_sample() -> None:
     gold = [SOURCE_DOMAIN[r["source"]] for r in rows]
     macro = f1_score(gold, labels, labels=list(DEFAULT_DOMAINS), average="macro")
     assert macro >= 0.95, macro
+
+
+# -- rules about syntax: every family in its common real-world forms --------------------------------
+SYNTAX_EXAMPLES: dict[str, list[str]] = {
+    "function_calling": [
+        # Python-style call line (the form the Schema-Guided Dialogue release prints)
+        (
+            "User: I need a one-way flight to San Francisco on March 1st.\n"
+            'Call: SearchOnewayFlight(departure_date="2019-03-01", destination_city="San Francisco")'
+        ),
+        # bare keyword-argument call answering a request
+        "User: What's the weather in Boston in fahrenheit?\nget_current_weather(location='Boston, MA', unit='fahrenheit')",
+        # JSON call object
+        'Request: book a table for two at 7pm\n{"name": "book_table", "arguments": {"people": 2, "time": "19:00"}}',
+        # JSON schema of parameters
+        (
+            '{"name": "get_stock", "description": "Price of a stock", "parameters": {"type": "object", '
+            '"properties": {"symbol": {"type": "string"}}, "required": ["symbol"]}}'
+        ),
+        # XML-tagged (Hermes-style) call
+        (
+            '<|user|>\nConvert 100 USD to EUR\n<|assistant|>\n<tool_call>\n{"name": "convert", "arguments": '
+            '{"amount": 100, "from": "USD", "to": "EUR"}}\n</tool_call>'
+        ),
+        # OpenAI-style tool_calls
+        (
+            '{"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", '
+            '"function": {"name": "get_time", "arguments": "{\\"tz\\": \\"UTC\\"}"}}]}'
+        ),
+        # ReAct agent trace
+        (
+            "Question: Is today a public holiday in China?\nThought: I should check the calendar API.\n"
+            'Action: PublicHolidayIsToday\nAction Input: {"countryCode": "CN"}\nObservation: false'
+        ),
+        # bracketed API request
+        "User: Can you find a tool for scheduling?\nAPI-Request: [ToolSearcher(keywords='schedule meeting')]",
+    ],
+    "reasoning": [
+        # rationale + lettered options
+        (
+            "Problem: A shop sells pens at 3 for $2. How much do 12 pens cost?\n"
+            "Options: A ) 6 , B ) 8 , C ) 9 , D ) 12 , E ) 4\nRationale: 12 / 3 = 4 groups, 4 * 2 = 8.\nCorrect Option: B"
+        ),
+        # step by step
+        (
+            "Q: Tom has 5 apples and eats 2. How many are left?\nA: Let's think step by step. "
+            "He starts with 5 and eats 2, so 5 - 2 = 3 remain. The answer is 3."
+        ),
+        # LaTeX
+        r"Find $x$ if $2x + 3 = 11$. Subtract 3: $2x = 8$, so $x = \frac{8}{2} = 4$ and $\boxed{4}$.",
+        # labelled equation
+        "Each pack of cards costs 76 dollars with a discount of 25 dollars.\nEquation: x = ( 76 - 25 )\nAnswer: 51",
+    ],
+    "roleplay": [
+        (
+            "MARY: Where have you been all night?\nJOHN: Out walking, I could not sleep.\n"
+            "MARY: In this weather?\nJOHN: The rain suits my mood."
+        ),
+        (
+            "User: hi, can you recommend a movie?\nAssistant: Sure! What genres do you like?\n"
+            "User: something funny\nAssistant: Try a classic comedy tonight."
+        ),
+        (
+            "[Project Manager] Let's start with the budget.\n[Marketing] We are at twelve euros per unit.\n"
+            "[Project Manager] That is too high.\n[Industrial Designer] We can drop the flip top."
+        ),
+        (
+            "**Customer:** My order never arrived.\n\n**Agent:** I am sorry, can I have the order number?\n\n"
+            "**Customer:** It is 4411.\n\n**Agent:** Thanks, I see it was delayed."
+        ),
+        "HAMLET\nWho's there?\n\nHORATIO\nFriends to this ground.\n\nHAMLET\nGood night.\n\nHORATIO\nGood night, my lord.",
+        "<|im_start|>user\nYou are a pirate. Greet me.<|im_end|>\n<|im_start|>assistant\nArr, ahoy matey!<|im_end|>",
+    ],
+    "rag": [
+        (
+            "Context: The Nile is a major north-flowing river in northeastern Africa.\n"
+            "Question: Which way does the Nile flow?\nAnswer: north"
+        ),
+        (
+            "The Amazon rainforest covers much of the Amazon basin of South America, an area of seven million square "
+            "kilometres, of which five and a half million are covered by the rainforest.\n\n"
+            "Q: How large is the basin?\nA: seven million square kilometres"
+        ),
+        '{"title": "Snow Man", "context": "'
+        + "The snow man stood in the yard and watched the sun go down. " * 5
+        + '", "qas": [{"question": "What did he watch?", "answers": [{"text": "the sun"}]}]}',
+        (
+            "### Document\nThe committee met on Tuesday and approved the new budget after a long debate about "
+            "the cost of the bridge repairs.\n\n### Question\nWhen did the committee meet?\n\n### Answer\nTuesday"
+        ),
+        (
+            "Read the passage and answer the questions.\n\nPassage:\nThe old lamp had shone for many years in the "
+            "street.\n\n1. How long had the lamp shone?\nAnswer: many years"
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("domain", list(SYNTAX_EXAMPLES))
+def test_default_rules_recognise_every_syntax_family(domain: str) -> None:
+    labels, _, names = load_rules().apply(SYNTAX_EXAMPLES[domain])
+    wrong = [
+        (n, t[:60]) for lab, n, t in zip(labels, names, SYNTAX_EXAMPLES[domain], strict=True) if lab != domain
+    ]
+    assert not wrong, wrong
+
+
+def test_rules_name_no_source() -> None:
+    text = load_rules().source and Path(load_rules().source).read_text(encoding="utf-8").lower()
+    for source in (
+        "gsm8k",
+        "bfcl",
+        "xquad",
+        "crd3",
+        "shakespeare",
+        "svamp",
+        "toolalpaca",
+        "taskmaster",
+        "qmsum",
+    ):
+        assert source not in text
+
+
+def test_sequence_condition_matches_in_order() -> None:
+    rs = parse_rules(
+        "domains: [x, y]\nrules:\n  - name: s\n    domain: y\n    confidence: 0.9\n"
+        "    when: {sequence: ['^ctx', '^q:', '^a:'], ignore_case: true}\ncatch_all: {name: c, domain: x, confidence: 0.5}\n"
+    )
+    assert rs.apply(["CTX here\nQ: why\nA: because"])[0] == ["y"]
+    assert rs.apply(["Q: why\nA: because\nctx later"])[0] == ["x"]
+    with pytest.raises(RulesError, match="sequence"):
+        parse_rules(
+            "domains: [x, y]\nrules:\n  - {name: s, domain: y, confidence: 1, when: {sequence: []}}\n"
+            "catch_all: {name: c, domain: x, confidence: 0.5}\n"
+        )
+
+
+def _yardstick() -> list[dict]:
+    for folder in (DATA / "yardstick", Path(__file__).resolve().parents[1] / ".mixlab-cache" / "yardstick"):
+        if (folder / "yardstick.jsonl").exists():
+            return [json.loads(line) for line in (folder / "yardstick.jsonl").open(encoding="utf-8")]
+    pytest.skip("yardstick not built (bench/build_yardstick.py)")
+
+
+def test_rules_macro_f1_on_independent_yardstick() -> None:
+    from sklearn.metrics import f1_score
+
+    rows = _yardstick()[::3]
+    labels, _, _ = load_rules().apply([r["text"] for r in rows])
+    macro = f1_score([r["domain"] for r in rows], labels, labels=list(DEFAULT_DOMAINS), average="macro")
+    assert macro >= 0.9, macro
+
+
+# -- task-anchored domains ------------------------------------------------------------------------
+TASK_FILES = {d: DATA / "tasks" / f"{d}.jsonl" for d in ("roleplay", "reasoning", "function_calling", "rag")}
+
+
+def test_task_anchored_model_scores_and_round_trips(tmp_path: Path) -> None:
+    from mixlab.domains.anchored import TaskAnchoredModel, anchored_to_domains
+
+    items = {
+        "maths": [
+            "Question: 3 + 4 = ?\nAnswer: 7",
+            "Question: 10 - 2 = ?\nAnswer: 8",
+            "Question: 6 * 7 = ?\nAnswer: 42",
+        ],
+        "calls": [
+            'Question: weather?\nAnswer: get_weather(city="Paris")',
+            'Question: time?\nAnswer: get_time(tz="UTC")',
+        ],
+    }
+    background = [f"The river flows past the town number {i} and the farms around it." for i in range(30)]
+    model = TaskAnchoredModel(k=2, n_features=2**12, threshold=1.0).fit(items, background)
+    docs = [
+        "2 + 2 = 4 and 5 * 3 = 15",
+        'get_weather(city="Rome") then get_time(tz="CET")',
+        "The river flows past farms.",
+    ]
+    p = model.predict_proba(docs)
+    assert model.classes_ == ["maths", "calls", "other"]
+    assert [model.classes_[i] for i in p.argmax(1)] == ["maths", "calls", "other"]
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    model.save(tmp_path / "a")
+    np.testing.assert_allclose(TaskAnchoredModel.load(tmp_path / "a").predict_proba(docs), p, rtol=1e-6)
+    mapped = anchored_to_domains(p, model.classes_, ["maths", "calls", "code", "general"])
+    np.testing.assert_allclose(mapped[:, 2], mapped[:, 3])  # "other" spread evenly
+    np.testing.assert_allclose(mapped.sum(axis=1), 1.0)
+
+
+def test_partition_with_tasks_only_and_with_rules(small_pool: Pool, capsys: pytest.CaptureFixture) -> None:
+    if not all(p.exists() for p in TASK_FILES.values()):
+        pytest.skip("shared tasks not found")
+    specs = ",".join(f"{n}={p}" for n, p in TASK_FILES.items() if n in ("reasoning", "function_calling"))
+    assert main(["partition", str(small_pool.root), "--tasks", specs, "--force"]) == 0
+    attr = small_pool.read_attr("domains")
+    assert [c for c in attr.columns if c.startswith("p_")] == ["p_reasoning", "p_function_calling", "p_other"]
+    assert (attr["domain_method"] == "anchored").all() and len(attr) == small_pool.n_docs()
+    assert (small_pool.attr_dir("domains") / "task_anchored" / "state.json").exists()
+    docs = small_pool.read_docs(["id", "source"])
+    fc = attr["domain"].to_numpy()[docs["source"].to_numpy() == "bfcl"]
+    assert np.mean(fc == "function_calling") > 0.8  # the task's own source is found without any rule
+    config = PartitionConfig(method="rules+anchored", tasks={n: str(p) for n, p in TASK_FILES.items()})
+    summary = partition_pool(small_pool, config, force=True)
+    assert set(summary["domains"]) <= set(DEFAULT_DOMAINS)
+    attr = small_pool.read_attr("domains")
+    np.testing.assert_allclose(attr[[f"p_{d}" for d in DEFAULT_DOMAINS]].sum(axis=1), 1.0, rtol=1e-5)
+    scored = docs["source"].isin(SOURCE_DOMAIN).to_numpy()
+    gold = docs["source"][scored].map(SOURCE_DOMAIN).to_numpy()
+    assert np.mean(attr["domain"].to_numpy()[scored] == gold) > 0.95
+    with pytest.raises(ValueError, match="needs tasks"):
+        partition_pool(small_pool, PartitionConfig(method="anchored"), force=True)
