@@ -7,7 +7,7 @@ space of hashed word/punctuation n-grams (layout tokens such as newlines and col
 all-MiniLM-L6-v2 sentence embeddings. Raw scores are calibrated against a background sample of the pool:
 ``z = (score - median) / (1.4826 * MAD)`` per task, so "how unusual is this similarity for this pool".
 ``p_<domain>`` is the softmax over ``z / temperature`` of the tasks plus an "other" column with constant
-logit ``threshold``; ``z`` itself is the document's affinity to the task (:mod:`mixlab.domains.affinity`).
+logit ``threshold``; ``z`` itself is the document's calibrated affinity to the task.
 
 Fitted state (no pickle): item vectors as ``.npz`` (sparse) / ``.npy`` (embeddings), settings and
 calibration as JSON.
@@ -61,7 +61,7 @@ class TaskAnchoredModel:
         n_features: int = 2**18,
         ngram_max: int = 2,
         max_chars: int = 4000,
-        threshold: float = 3.0,
+        threshold: float = 1.0,
         temperature: float = 1.0,
         model: str | None = None,
         max_seq_length: int = 128,
@@ -114,10 +114,11 @@ class TaskAnchoredModel:
         return embed_texts(heads, self.model, self.max_seq_length, progress=False)
 
     def _masked(self, kind: str, X: Any) -> Any:
-        """Hashed vectors without the template columns (n-grams common to the items of several tasks)."""
-        if kind != "hashed" or not len(self.template_):
+        """Hashed vectors weighted by the background IDF, without the template columns (n-grams common
+        to the items of several tasks), L2-normalised."""
+        if kind != "hashed":
             return X
-        keep = np.ones(X.shape[1], dtype=np.float32)
+        keep = self.idf_.astype(np.float32).copy()
         keep[self.template_] = 0.0
         X = (X @ sp.diags(keep)).tocsr()
         X.eliminate_zeros()
@@ -152,7 +153,12 @@ class TaskAnchoredModel:
         all_items = [t for v in items.values() for t in v]
         self.items_ = {kind: self._vectors(kind, all_items) for kind in self.kinds}
         self.template_ = np.zeros(0, dtype=np.int64)
+        self.idf_ = np.ones(self.n_features)
+        bg_vectors = {kind: self._vectors(kind, background) for kind in self.kinds}
         if "hashed" in self.items_:
+            # frequent n-grams of the pool ("the", "of", newlines) say little: weight by the background IDF
+            df = np.asarray((bg_vectors["hashed"] > 0).sum(axis=0)).ravel()
+            self.idf_ = np.log((1 + len(background)) / (1 + df)) + 1.0
             # the prompt template (``Question: ... Answer:``) is shared by every task: n-grams in at least
             # half the items of two or more tasks say nothing about which task a document is like
             X = self.items_["hashed"]
@@ -165,7 +171,7 @@ class TaskAnchoredModel:
             self.items_["hashed"] = self._masked("hashed", X)
         med, scale = [], []
         for kind in self.kinds:
-            raw = self._raw(kind, self._vectors(kind, background))
+            raw = self._raw(kind, bg_vectors[kind])
             m = np.median(raw, axis=0)
             mad = np.median(np.abs(raw - m), axis=0) * 1.4826
             med.append(m)
@@ -207,6 +213,7 @@ class TaskAnchoredModel:
         for kind, items in self.items_.items():
             if kind == "hashed":
                 sp.save_npz(folder / "items_hashed.npz", items, compressed=True)
+                np.save(folder / "idf.npy", self.idf_, allow_pickle=False)
             else:
                 np.save(folder / "items_minilm.npy", items, allow_pickle=False)
         state = {
@@ -237,6 +244,7 @@ class TaskAnchoredModel:
         for kind in model.kinds:
             if kind == "hashed":
                 model.items_[kind] = sp.load_npz(folder / "items_hashed.npz").tocsr()
+                model.idf_ = np.load(folder / "idf.npy", allow_pickle=False)
             else:
                 model.items_[kind] = np.load(folder / "items_minilm.npy", allow_pickle=False)
         return model

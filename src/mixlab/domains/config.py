@@ -99,7 +99,7 @@ class AnchoredConfig(BaseModel):
         2000, ge=10, description="pool documents (hash-sampled) that calibrate each task's similarity"
     )
     threshold: float = Field(
-        3.0, description="logit of 'other': robust standard deviations above the background median"
+        1.0, description="logit of 'other': robust standard deviations above the background median"
     )
     temperature: float = Field(1.0, gt=0, description="softmax temperature over calibrated similarities")
     model: str | None = Field(None, description="sentence-transformers folder for minilm (default: packaged)")

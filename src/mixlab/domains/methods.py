@@ -33,13 +33,13 @@ class DomainMethod(Protocol):
     ) -> tuple[list[str], np.ndarray, list[str]]: ...
 
 
-def anchored_domains(config: PartitionConfig) -> list[str]:
-    """Domains of a task-anchored partition: the configured domains when every task is named after one
-    of them (the "other" mass then goes to the remaining domains), else the task names plus ``other``."""
-    tasks = list(config.tasks)
-    if tasks and set(tasks) <= set(config.domains) and len(tasks) < len(config.domains):
+def anchored_domains(config: PartitionConfig, with_rules: bool) -> list[str]:
+    """Domains of a task-anchored partition. Alone: the task names plus ``other``. With rules: the rule
+    domains (tasks must be named after them); the "other" mass goes evenly to the domains no task names,
+    and the rules' probabilities separate those."""
+    if with_rules:
         return list(config.domains)
-    return [*tasks, OTHER]
+    return [*config.tasks, OTHER]
 
 
 class TaskAnchoredMethod:
@@ -70,7 +70,7 @@ class TaskAnchoredMethod:
         from mixlab.domains.partition import ATTR, combine_probs
 
         model = TaskAnchoredModel.load(pool.attr_dir(ATTR) / ANCHORED_STATE)
-        domains = anchored_domains(config)
+        domains = anchored_domains(config, self.with_rules)
         probs = anchored_to_domains(model.predict_proba(texts), model.classes_, domains)
         if not self.with_rules:
             return domains, probs, ["anchored"] * len(texts)
