@@ -14,6 +14,8 @@ offer ``predict_with_std(X) -> (mean, std)``.
 - ``stack``: stacking of lightgbm_tuned + log_ridge with non-negative weights fitted on
   out-of-fold predictions.
 - ``auto``: choose one of ``AUTO_CANDIDATES`` by cross-validation on the training runs only, then fit it.
+- ``a+b[+c]`` (e.g. ``gp+stack``): the equal-weight mean of those models' predictions
+  (:class:`EnsembleRegressor`); ``auto`` builds one from the candidates CV cannot tell apart.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
@@ -396,6 +399,49 @@ class StackRegressor(RegressorMixin, BaseEstimator):
         return np.asarray(self.stack_.predict(_as_2d(X)), dtype=np.float64)
 
 
+def _members_have_std(ens: EnsembleRegressor) -> bool:
+    return all(hasattr(m, "predict_with_std") for m in ens.estimators_)
+
+
+class EnsembleRegressor(RegressorMixin, BaseEstimator):
+    """Equal-weight mean of the predictions of several named models (``make_regressor("gp+stack")``).
+
+    Every member gets the ensemble's ``random_state``, so its out-of-fold predictions under a K-fold split
+    are the mean of the members' own out-of-fold predictions under the same split: ``select_model`` scores
+    an ensemble without refitting anything. Averaging models of different families (a smooth GP, trees,
+    log-feature ridge) cancels part of each one's family-specific error, which is what a ranking must
+    survive when the proxy scale changes. ``predict_with_std`` exists when every member has one.
+    """
+
+    def __init__(self, members: Sequence[str] = ("gp", "stack"), random_state: int = 0) -> None:
+        self.members = members
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> EnsembleRegressor:
+        """Fit every member on all runs."""
+        X = _as_2d(X)
+        y = np.asarray(y, dtype=np.float64)
+        if len(self.members) < 1:
+            raise ValueError("an ensemble needs at least one member model")
+        self.estimators_ = [make_regressor(m, random_state=self.random_state).fit(X, y) for m in self.members]
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: ArrayLike) -> NDArray[np.float64]:
+        check_is_fitted(self, "estimators_")
+        X = _as_2d(X)
+        return np.mean([np.asarray(m.predict(X), dtype=np.float64) for m in self.estimators_], axis=0)
+
+    @available_if(_members_have_std)
+    def predict_with_std(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Mean of the members' means; std from the mean member variance plus the spread between members."""
+        X = _as_2d(X)
+        parts = [m.predict_with_std(X) for m in self.estimators_]
+        means = np.stack([np.asarray(p[0], dtype=np.float64) for p in parts])
+        var = np.mean([np.asarray(p[1], dtype=np.float64) ** 2 for p in parts], axis=0)
+        return means.mean(axis=0), np.sqrt(var + means.var(axis=0))
+
+
 class AutoRegressor(RegressorMixin, BaseEstimator):
     """Pick the best of ``candidates`` by K-fold CV on the training runs, then fit it on all of them."""
 
@@ -438,9 +484,19 @@ def _lightgbm(params: dict[str, Any]) -> BaseEstimator:
 def make_regressor(name: str, **params: Any) -> BaseEstimator:
     """Build a regressor by name (see :data:`MODEL_NAMES`); ``params`` override its defaults.
 
-    ``random_state`` is accepted by every model (ignored where the model is deterministic).
+    ``"a+b"`` names an equal-weight ensemble of models ``a`` and ``b`` (any of :data:`MODEL_NAMES` except
+    ``auto``). ``random_state`` is accepted by every model (ignored where the model is deterministic).
     """
     seed = params.pop("random_state", None)
+    if "+" in name:
+        members = tuple(name.split("+"))
+        bad = [m for m in members if m not in MODEL_NAMES or m == "auto"]
+        if bad or len(members) < 2 or params:
+            raise ValueError(
+                f"unknown regressor {name!r}: an ensemble joins two or more of "
+                f"{', '.join(n for n in MODEL_NAMES if n != 'auto')} with '+', without parameters"
+            )
+        return EnsembleRegressor(members=members, random_state=0 if seed is None else int(seed))
     if name == "linear":
         return LinearRegression(**params)
     if name == "ridge":

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import pearsonr, rankdata, spearmanr
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
@@ -79,6 +79,53 @@ def extrapolates(model_name: str, X: ArrayLike, y: ArrayLike, seed: int = 0, n_p
     return not np.isfinite(pred).all() or pred.min() < lo - span or pred.max() > hi + span
 
 
+def bootstrap_scores(
+    y: ArrayLike,
+    preds: dict[str, ArrayLike],
+    metric: str = "spearman",
+    n_boot: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``metric`` of each prediction vector on ``n_boot`` bootstrap resamples of the runs (rows: resamples).
+
+    The resamples are shared by all columns, so differences between columns are paired. Used to tell
+    whether two models' cross-validation scores differ by more than the swarm's sampling noise. A resample
+    on which a score is undefined (constant values) gives NaN. No model is refitted: this is cheap.
+    """
+    t = np.asarray(y, dtype=np.float64)
+    names = list(preds)
+    P = np.stack([np.asarray(preds[n], dtype=np.float64) for n in names])
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, len(names)))
+    for b in range(n_boot):
+        idx = rng.integers(0, len(t), len(t))
+        yt, Q = t[idx], P[:, idx]
+        if metric in ("mae", "rmse"):
+            err = Q - yt
+            out[b] = np.mean(np.abs(err), axis=1) if metric == "mae" else np.sqrt(np.mean(err**2, axis=1))
+            continue
+        if metric == "spearman":
+            yt, Q = rankdata(yt), rankdata(Q, axis=1)
+        yc = yt - yt.mean()
+        Qc = Q - Q.mean(axis=1, keepdims=True)
+        denom = np.sqrt(np.sum(Qc**2, axis=1) * np.sum(yc**2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b] = np.where(denom > 0, (Qc @ yc) / np.where(denom > 0, denom, 1.0), np.nan)
+    return pd.DataFrame(out, columns=names)
+
+
+def _paired_se(boot: pd.DataFrame, reference: str, other: str) -> float:
+    """Bootstrap standard error of score(reference) - score(other); NaN when too few resamples are defined."""
+    diff = (boot[reference] - boot[other]).to_numpy(dtype=np.float64)
+    diff = diff[np.isfinite(diff)]
+    return float(np.std(diff, ddof=1)) if len(diff) >= 10 else float("nan")
+
+
+def _gap(table: pd.DataFrame, better: str, other: str, metric: str) -> float:
+    """How much worse ``other`` scores than ``better`` on ``metric`` (positive: worse)."""
+    return -(_rank_key(table.loc[better], metric) - _rank_key(table.loc[other], metric))
+
+
 def select_model(
     X: ArrayLike,
     y: ArrayLike,
@@ -87,18 +134,34 @@ def select_model(
     seed: int = 0,
     metric: str = "spearman",
     return_oof: bool = False,
+    ensemble: bool = True,
+    window: float = 1.0,
+    max_members: int = 3,
+    n_boot: int = 200,
 ) -> tuple[str, pd.DataFrame] | tuple[str, pd.DataFrame, dict[str, NDArray[np.float64]]]:
-    """Cross-validate each candidate on (X, y) and return the best name and the CV table (one row per model).
+    """Cross-validate each candidate on (X, y) and return the chosen name and the CV table (one row per model).
 
     Selection uses only the runs given (the training swarm). Ties in ``metric`` are broken by lower MAE.
     Eligible are models whose out-of-fold MAE is within 3x the best and which do not predict far outside
     the measured range on unseen mixtures (:func:`extrapolates`, checked down the ranking until one passes).
-    With ``return_oof`` the out-of-fold predictions of each candidate are returned as a third item.
+
+    With ``ensemble`` (the default), the best eligible model is not trusted alone when CV cannot tell it
+    apart from others: every eligible model whose CV score is within ``window`` paired-bootstrap standard
+    errors of the best (resampling the runs' out-of-fold predictions, ``n_boot`` times; column
+    ``se_vs_best``) joins it, up to ``max_members`` by CV rank, and their equal-weight mean
+    (:class:`~mixlab.regression.models.EnsembleRegressor`, named like ``gp+stack``) is added to the table,
+    scored on the mean of the members' out-of-fold predictions (the same folds, so this is its exact CV).
+    The ensemble is chosen unless it scores worse than the best single model by more than ``window``
+    standard errors: among models CV cannot separate, averaging families with different inductive
+    biases is the choice least exposed to any one family's errors (e.g. when the proxy scale changes).
+    Members are checked for extrapolation like any choice. With ``return_oof`` the out-of-fold predictions
+    of each row of the table are returned as a third item.
     """
     if metric not in ("spearman", "pearson", "mae", "rmse"):
         raise ValueError(f"unknown selection metric {metric!r}")
     if not candidates:
         raise ValueError("no candidate models to select from")
+    y = np.asarray(y, dtype=np.float64)
     rows, oofs = [], {}
     for name in tqdm(
         list(candidates), desc="cross-validating models", leave=False, disable=len(candidates) < 3
@@ -123,13 +186,74 @@ def select_model(
     # The best-ranked model must also stay in range on mixtures outside the swarm; else the next one
     # (MAE-eligible models come first in ``order``). If every model extrapolates, the top one is kept.
     table["extrapolates"] = False
+    checked: dict[str, bool] = {}
+
+    def out_of_range(name: str) -> bool:
+        if name not in checked:
+            checked[name] = extrapolates(name, X, y, seed=seed)
+            if checked[name]:
+                table.loc[name, ["eligible", "extrapolates"]] = [False, True]
+        return checked[name]
+
     best = order[0]
     for name in order:
-        if not extrapolates(name, X, y, seed=seed):
+        if not out_of_range(name):
             best = name
             break
-        table.loc[name, ["eligible", "extrapolates"]] = [False, True]
+    table["se_vs_best"] = np.nan
+    if ensemble and max_members >= 2 and bool(table.loc[best, "eligible"]):
+        best = _window_ensemble(
+            table, oofs, y, best, order, metric, window, max_members, n_boot, seed, out_of_range
+        )
     table["chosen"] = table.index == best
     if return_oof:
         return best, table, oofs
     return best, table
+
+
+def _window_ensemble(
+    table: pd.DataFrame,
+    oofs: dict[str, NDArray[np.float64]],
+    y: NDArray[np.float64],
+    best: str,
+    order: list[str],
+    metric: str,
+    window: float,
+    max_members: int,
+    n_boot: int,
+    seed: int,
+    out_of_range: Callable[[str], bool],
+) -> str:
+    """Add the ensemble of the models within ``window`` bootstrap SEs of ``best`` to ``table``; the choice."""
+    # -key is the score, higher better; a correlation must also be positive (a model that ranks the runs
+    # backwards in CV is no hedge, however noisy a tiny swarm makes the comparison)
+    floor = 0.0 if metric in ("spearman", "pearson") else -np.inf
+
+    def usable(n: str) -> bool:
+        key = _rank_key(table.loc[n], metric)
+        return bool(table.loc[n, "eligible"]) and np.isfinite(key) and -key > floor
+
+    others = [n for n in order if n != best and usable(n)]
+    if not others or not usable(best):
+        return best
+    boot = bootstrap_scores(y, {n: oofs[n] for n in [best, *others]}, metric, n_boot, seed)
+    members = [best]
+    for name in others:
+        se = _paired_se(boot, best, name)
+        table.loc[name, "se_vs_best"] = se
+        within = np.isfinite(se) and _gap(table, best, name, metric) <= window * se
+        if within and len(members) < max_members and not out_of_range(name):
+            members.append(name)
+    if len(members) < 2:
+        return best
+    name = "+".join(members)
+    oofs[name] = np.mean([oofs[m] for m in members], axis=0)
+    # a mean of in-range predictions is in range: the ensemble needs no extrapolation check of its own
+    row = {**score_predictions(y, oofs[name]), "eligible": True, "extrapolates": False, "se_vs_best": np.nan}
+    table.loc[name] = pd.Series(row)
+    se = _paired_se(
+        bootstrap_scores(y, {best: oofs[best], name: oofs[name]}, metric, n_boot, seed), best, name
+    )
+    table.loc[name, "se_vs_best"] = se
+    gap = _gap(table, best, name, metric)
+    return name if gap <= 0 or (np.isfinite(se) and gap <= window * se) else best
