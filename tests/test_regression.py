@@ -36,6 +36,14 @@ def _regmix() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     )
 
 
+def _regmix_60m() -> pd.DataFrame:
+    """Losses of RegMix's 60M-parameter models on the 256 test mixtures (rows as in the 1M test files)."""
+    path = REGMIX / "test_pile_loss_60m.csv"
+    if not path.exists():
+        pytest.skip(f"RegMix 60M test losses not found at {path}")
+    return read_metrics(path)
+
+
 def _synthetic_swarm(n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     W = rng.dirichlet(np.ones(4), size=n)
@@ -230,3 +238,115 @@ def test_model_that_extrapolates_far_out_of_range_is_not_chosen() -> None:
         and bool(table.loc["linear", "extrapolates"])
         and not table.loc["linear", "eligible"]
     )
+
+
+def test_ensemble_name_builds_mean_of_members_and_its_cv_is_the_mean_of_theirs() -> None:
+    """``a+b`` is the equal-weight mean of a and b; with shared folds and seed, so are its out-of-fold predictions."""
+    from mixlab.regression import cv_predictions
+    from mixlab.regression.models import EnsembleRegressor, has_uncertainty
+
+    ratios, metrics = _synthetic_swarm(n=40)
+    X, y = ratios.to_numpy(), metrics["loss/web"].to_numpy()
+    ens = make_regressor("ridge+log_ridge", random_state=3).fit(X, y)
+    assert isinstance(ens, EnsembleRegressor) and ens.members == ("ridge", "log_ridge")
+    parts = [make_regressor(m, random_state=3).fit(X, y).predict(X[:5]) for m in ("ridge", "log_ridge")]
+    np.testing.assert_allclose(ens.predict(X[:5]), np.mean(parts, axis=0))
+    oof = cv_predictions("ridge+log_ridge", X, y, folds=4, seed=3)
+    members = [cv_predictions(m, X, y, folds=4, seed=3) for m in ("ridge", "log_ridge")]
+    np.testing.assert_allclose(oof, np.mean(members, axis=0))
+    # uncertainty only when every member has its own
+    assert not has_uncertainty(ens)
+    both = make_regressor("gp+bootstrap").fit(X, y)
+    mean, std = both.predict_with_std(X[:5])
+    assert has_uncertainty(both) and np.all(std > 0)
+    np.testing.assert_allclose(mean, both.predict(X[:5]))
+    for bad in ("gp+xgboost", "gp+auto", "gp+"):
+        with pytest.raises(ValueError, match="unknown regressor"):
+            make_regressor(bad)
+
+
+def test_bootstrap_se_is_larger_for_an_unstable_model() -> None:
+    """Paired bootstrap of out-of-fold predictions: a model right on most runs but wild on a few is unstable."""
+    from mixlab.regression.validation import _paired_se, bootstrap_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    steady = y + rng.normal(0, 0.3, 200)
+    also_steady = y + rng.normal(0, 0.3, 200)
+    unstable = y + rng.normal(0, 0.05, 200)
+    wild = rng.choice(200, 12, replace=False)
+    unstable[wild] = rng.normal(0, 3.0, 12)  # same-size full-sample Spearman, far noisier under resampling
+    boot = bootstrap_scores(y, {"a": steady, "b": also_steady, "u": unstable}, "spearman", n_boot=300)
+    assert boot.shape == (300, 3) and boot.notna().all().all()
+    assert _paired_se(boot, "a", "u") > 1.5 * _paired_se(boot, "a", "b")
+    mae = bootstrap_scores(y, {"a": steady}, "mae", n_boot=50)
+    assert mae["a"].mean() == pytest.approx(0.3 * np.sqrt(2 / np.pi), abs=0.03)  # E|N(0, 0.3)|
+    # a constant prediction has no rank correlation: NaN, and too few finite resamples give no SE
+    flat = bootstrap_scores(y, {"a": steady, "c": np.zeros(200)}, "spearman", n_boot=20)
+    assert flat["c"].isna().all() and np.isnan(_paired_se(flat, "a", "c"))
+
+
+def test_selection_averages_models_within_noise_and_keeps_a_clear_winner() -> None:
+    """GP and log-ridge, which CV cannot separate, are averaged; trees (two SEs behind) and ridge (MAE) are not."""
+    rng = np.random.default_rng(4)
+    X = rng.dirichlet(np.ones(4), 80)
+    y = 3.0 - 0.3 * np.log(X[:, 1] + 0.01) + 0.2 * X[:, 0] * X[:, 2] + rng.normal(0, 0.02, 80)
+    cands = ["ridge", "log_ridge", "gp", "lightgbm_tuned"]
+    best, table, oofs = select_model(X, y, cands, folds=5, return_oof=True)
+    assert best == "gp+log_ridge"
+    assert table.loc[best, "chosen"] and table["chosen"].sum() == 1
+    assert not table.loc["ridge", "eligible"]  # MAE > 3x the best: never a member
+    for name, inside in (("log_ridge", True), ("lightgbm_tuned", False)):
+        gap = table.loc["gp", "spearman"] - table.loc[name, "spearman"]
+        assert bool(gap <= table.loc[name, "se_vs_best"]) is inside
+    # the ensemble's CV row is the score of the members' mean out-of-fold predictions
+    np.testing.assert_allclose(oofs[best], (oofs["log_ridge"] + oofs["gp"]) / 2)
+    assert table.loc[best, "spearman"] == pytest.approx(score_predictions(y, oofs[best])["spearman"])
+    # a wider window takes the trees in too; without the ensemble the single best model is chosen
+    assert select_model(X, y, cands, folds=5, window=5.0)[0] == "gp+log_ridge+lightgbm_tuned"
+    single, t2 = select_model(X, y, cands, folds=5, ensemble=False)
+    assert single == "gp" and len(t2) == len(cands)
+
+
+def test_selection_on_a_tiny_swarm_is_quick_and_sane() -> None:
+    """A demo-sized swarm (10 runs): every default candidate, bootstrap and ensemble; no crash, no crawl."""
+    import time
+
+    from mixlab.regression import AUTO_CANDIDATES
+
+    rng = np.random.default_rng(2)
+    X = rng.dirichlet(np.ones(4), 10)
+    y = 0.25 + 0.5 * X[:, 2] + rng.normal(0, 0.005, 10)
+    t0 = time.perf_counter()
+    best, table = select_model(X, y, folds=5)
+    assert time.perf_counter() - t0 < 60  # about 2 s on an idle 2-core machine
+    assert table["chosen"].sum() == 1 and set(AUTO_CANDIDATES) <= set(table.index)
+    assert all(bool(table.loc[m, "eligible"]) for m in best.split("+"))
+    pred = make_regressor(best).fit(X, y).predict(rng.dirichlet(np.ones(4), 50))
+    assert np.isfinite(pred).all() and y.min() - np.ptp(y) < pred.min() <= pred.max() < y.max() + np.ptp(y)
+
+
+def test_selection_on_regmix_1m_ranks_the_60m_runs() -> None:
+    """Chosen on the 1M train runs only, the ensemble holds its ranking at 60M better than CV's single pick.
+
+    Cheap candidates for speed: on RegMix's 512 runs trees and log-ridge are within CV noise of each other.
+    """
+    ratios, metrics, test_r, test_m = _regmix()
+    m60 = _regmix_60m()
+    X, y = ratios.to_numpy(), metrics[PILE_CC].to_numpy()
+    Xte = test_r[ratios.columns].to_numpy()
+    cands = ["ridge", "log_ridge", "lightgbm_tuned"]
+    best, table = select_model(X, y, cands, folds=5)
+    singles = table.loc[cands]
+    single = str(singles.loc[singles["eligible"].astype(bool), "spearman"].idxmax())  # pick without ensembles
+    assert sorted(best.split("+")) == ["lightgbm_tuned", "log_ridge"]
+    pred = make_regressor(best).fit(X, y).predict(Xte)
+    alone = make_regressor(single).fit(X, y).predict(Xte)
+    scores = {
+        (name, scale): score_predictions(truth[PILE_CC].to_numpy(), p)["spearman"]
+        for name, p in (("ensemble", pred), ("single", alone))
+        for scale, truth in (("1m", test_m), ("60m", m60))
+    }
+    assert scores["ensemble", "1m"] > 0.99 and scores["ensemble", "60m"] > 0.985
+    assert scores["ensemble", "60m"] > scores["single", "60m"]
+    assert scores["ensemble", "1m"] >= scores["single", "1m"] - 0.001
