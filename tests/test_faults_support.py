@@ -102,6 +102,9 @@ def run_stage(stage: str, root: str, options: dict[str, Any]) -> dict[str, Any]:
         from mixlab.dedup.stage import decontaminate_pool
 
         return decontaminate_pool(pool, DecontamConfig(tasks={"reasoning": Path(options["tasks"])}))
+    if stage == "sleepy":
+        run_sleepy(root, options["flags"], options["seconds"])
+        return {}
     if stage == "export":
         from mixlab.select.config import SelectConfig
         from mixlab.select.export import export_selection
@@ -147,6 +150,8 @@ def context() -> Any:
         _CTX.set_forkserver_preload(
             [
                 "transformers",
+                "transformers.models.auto.tokenization_auto",  # what load_tokenizer imports lazily
+                "transformers.tokenization_utils_fast",
                 "mixlab.tokenization",
                 "mixlab.pool.ingest",
                 "mixlab.domains.partition",
@@ -189,10 +194,83 @@ def kill_after(stage: str, root: Path, options: dict[str, Any], log: Path, delay
     return proc.exitcode
 
 
-def kill_moments(seed: int, duration: float, n: int) -> list[float]:
-    """``n`` deterministic "random" moments within a run of ``duration`` seconds."""
+def _newest_write(folder: Path, since: float, suffix: str = "") -> bool:
+    """Whether a file under ``folder`` (ending with ``suffix``) was written after ``since`` (a time.time())."""
+    stack = [folder]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(Path(e.path))
+                elif (
+                    e.name.endswith(suffix)
+                    and not e.name.endswith((".lock", ".log"))
+                    and e.stat(follow_symlinks=False).st_mtime > since
+                ):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def kill_after_write(
+    stage: str,
+    root: Path,
+    options: dict[str, Any],
+    log: Path,
+    watch: Path,
+    delay: float,
+    suffix: str = "",
+    timeout: float = 120,
+) -> int | None:
+    """Start a stage, wait until it writes a file under ``watch`` (ending with ``suffix``), then SIGKILL
+    it ``delay`` seconds later."""
+    since = time.time() - 0.01
+    proc = start(stage, root, options, log)
+    deadline = time.monotonic() + timeout
+    while proc.exitcode is None and time.monotonic() < deadline and not _newest_write(watch, since, suffix):
+        time.sleep(0.002)
+    proc.join(delay)
+    if proc.exitcode is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(30)
+    return proc.exitcode
+
+
+def kill_moments(
+    seed: int, duration: float, n: int, kinds: tuple[str, ...] = ("time", "write"), after_write: float = 0.05
+) -> list[tuple[str, float]]:
+    """``n`` deterministic "random" moments, cycling through ``kinds``: ``("time", t)`` anywhere within a
+    run of ``duration`` seconds, ``("write", t)`` ``t`` (up to ``after_write``) seconds after its first
+    write."""
     rng = random.Random(seed)
-    return [round(rng.uniform(0.1, 0.95) * duration, 3) for _ in range(n)]
+    out: list[tuple[str, float]] = []
+    for i in range(n):
+        if kinds[i % len(kinds)] == "time":
+            out.append(("time", round(rng.uniform(0.1, 0.95) * duration, 3)))
+        else:
+            out.append(("write", round(rng.uniform(0.0, after_write), 4)))
+    return out
+
+
+def kill_at(
+    moment: tuple[str, float],
+    stage: str,
+    root: Path,
+    options: dict[str, Any],
+    log: Path,
+    watch: Path,
+    suffix: str = "",
+) -> int | None:
+    """Kill a run of ``stage`` at one of :func:`kill_moments`; return its exit code (-9 when killed)."""
+    kind, t = moment
+    if kind == "time":
+        return kill_after(stage, root, options, log, t)
+    return kill_after_write(stage, root, options, log, watch, t, suffix)
 
 
 # -- snapshots ------------------------------------------------------------------------------------------
@@ -243,3 +321,64 @@ def dataset_is_consistent(folder: Path) -> bool:
 def leftovers(parent: Path) -> list[str]:
     """Temporary folders or files mixlab left in ``parent`` (``.NAME.tmp-*``, ``.NAME.old-*``)."""
     return sorted(p.name for p in parent.iterdir() if ".tmp" in p.name or ".old-" in p.name)
+
+
+def sleepy_shard(pool_root: str, shard: str, config: dict[str, Any]) -> Any:
+    """A shard stage that records its process id, then sleeps (to kill its parent meanwhile)."""
+    import pyarrow as pa
+
+    (Path(config["flags"]) / f"{shard}.{os.getpid()}").write_text("started")
+    time.sleep(config["seconds"])
+    return pa.table({"x": pa.array([], pa.int64())})
+
+
+def run_sleepy(root: str, flags: str, seconds: float) -> None:
+    """Map :func:`sleepy_shard` over a pool with two worker processes."""
+    from mixlab.executors.local import map_shards
+    from mixlab.pool.pool import Pool
+
+    map_shards(sleepy_shard, Pool.open(root), "sleepy", {"flags": flags, "seconds": seconds}, workers=2)
+
+
+# -- one world and one reference run per process, shared by the test files -------------------------------
+_WORLD: dict[str, Path] = {}
+_REFS: dict[str, tuple[Path, float]] = {}
+
+
+def shared_world(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The corpus, the task file and an ingested pool without attributes (built once per process)."""
+    if not _WORLD:
+        from mixlab.pool.ingest import ingest
+
+        root = factory.mktemp("faults-world")
+        corpus, tasks = write_corpus(root / "in", per_source=30)
+        ingest([corpus], root / "base", tokenizer=str(TOKENIZER), shard_docs=30)
+        _WORLD.update(root=root, corpus=corpus, tasks=tasks, base=root / "base")
+    return _WORLD
+
+
+def reference(world: dict[str, Path], stage: str, options: dict[str, Any]) -> tuple[Path, float]:
+    """An uninterrupted run of ``stage`` (on a copy of the base pool; for ``export`` into its own folder
+    and for ``ingest`` into a new pool): where its output is and how long it took (cached)."""
+    key = json.dumps([stage, options], sort_keys=True)
+    if key not in _REFS:
+        out = world["root"] / f"ref-{len(_REFS)}"
+        if stage == "ingest":
+            took = run_child(stage, out, options, world["root"] / "child.log")
+        elif stage == "export":
+            took = run_child(stage, world["base"], options | {"out": str(out)}, world["root"] / "child.log")
+        else:
+            copy_pool(world["base"], out)
+            took = run_child(stage, out, options, world["root"] / "child.log")
+        _REFS[key] = (out, took)
+    return _REFS[key]
+
+
+def stage_options(world: dict[str, Path], stage: str, **extra: Any) -> dict[str, Any]:
+    """The options every fault test runs ``stage`` with (plus ``extra``)."""
+    base: dict[str, Any] = {
+        "decontam": {"tasks": str(world["tasks"])},
+        "ingest": {"inputs": [str(world["corpus"])], "shard_docs": 20},
+        "export": {"part_chars": 5_000},
+    }.get(stage, {})
+    return base | extra

@@ -8,6 +8,10 @@ from typing import Any
 import yaml
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping gives the same key twice."""
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a mapping with the same key twice (PyYAML keeps the last one)."""
 
@@ -23,7 +27,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 except TypeError:  # an unhashable key: let the base class report it
                     continue
                 if first is not None:
-                    raise yaml.constructor.ConstructorError(
+                    raise DuplicateKeyError(
                         "while constructing a mapping",
                         node.start_mark,
                         f"duplicate key {key!r} (first given on line {first + 1})",
@@ -45,6 +49,9 @@ def load_yaml_mapping(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{file}: config file does not exist")
     try:
         data = safe_load(file.read_text(encoding="utf-8")) or {}
+    except DuplicateKeyError as exc:
+        where = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
+        raise ValueError(f"{file}{where}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""

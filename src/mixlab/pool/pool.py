@@ -170,12 +170,24 @@ class Pool:
         Shards whose marker holds another fingerprint are from then on incomplete.
         """
         previous = self.attr_target(name)
+        self.remove_stale_temps(name)
         if previous != fp:
             atomic_write_text(
                 self.attr_dir(name) / TARGET_FILE,
                 json.dumps({"fingerprint": fp, "key": key}, indent=2, sort_keys=True, default=str),
             )
         return previous
+
+    def remove_stale_temps(self, name: str) -> list[Path]:
+        """Remove temporary files (``.FILE.tmpPID``) that killed writers of attribute ``name`` left.
+
+        Call only while holding the attribute's lock (then no live process is writing them).
+        """
+        folder = self.attr_dir(name)
+        stale = [p for p in folder.glob(".*.tmp*")] if folder.is_dir() else []
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def attr_done(self, name: str, shard: str, fp: str | None = None) -> bool:
         """Whether ``shard`` of attribute ``name`` is finished with fingerprint ``fp`` (default: the target)."""
