@@ -22,7 +22,7 @@ import zstandard
 from test_faults_support import TOKENIZER, needs_data
 
 from mixlab.cli import main
-from mixlab.pool.ingest import IngestError, ingest
+from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool, PoolError
 
 pytestmark = needs_data
@@ -203,12 +203,12 @@ def test_cli_reports_quarantined_and_skipped_files(
 def test_on_error_fail_stops_at_the_first_bad_record_or_file(tmp_path: Path) -> None:
     src = tmp_path / "a.jsonl"
     src.write_text('{"text": "fine"}\n{"text": "lone \\ud800"}\n', encoding="utf-8")
-    with pytest.raises(IngestError, match=r"a\.jsonl:2: invalid Unicode in text"):
+    with pytest.raises(PoolError, match=r"a\.jsonl:2: invalid Unicode in text"):
         ingest([src], tmp_path / "pool", tokenizer=str(TOKENIZER), on_error="fail")
     assert not (tmp_path / "pool").exists()  # nothing half-written
     bad = tmp_path / "b.jsonl.gz"
     bad.write_bytes(gzip.compress(b'{"text": "x"}\n' * 50)[:30])
-    with pytest.raises(IngestError, match=r"b\.jsonl\.gz: truncated compressed file"):
+    with pytest.raises(PoolError, match=r"b\.jsonl\.gz: truncated compressed file"):
         ingest([bad], tmp_path / "pool", tokenizer=str(TOKENIZER), on_error="fail")
     argv = ["ingest", str(bad), "--out", str(tmp_path / "p2"), "--tokenizer", str(TOKENIZER)]
     assert main([*argv, "--on-error", "fail"]) == 1
@@ -235,7 +235,7 @@ def test_force_replaces_only_a_pool_or_an_empty_folder(
     ingest([src], pool_dir, tokenizer=str(TOKENIZER))
     inner = pool_dir / "in.jsonl"
     inner.write_text(src.read_text())
-    with pytest.raises(IngestError, match="inside the output folder"):
+    with pytest.raises(PoolError, match="inside the output folder"):
         ingest([inner], pool_dir, tokenizer=str(TOKENIZER), force=True)
     inner.unlink()
     # a pool is replaced with --force, saying what is replaced

@@ -162,6 +162,9 @@ def context() -> Any:
                 "test_faults_support",
             ]
         )
+        warm = _CTX.Process(target=time.sleep, args=(0,))  # start the server now, not in a timed run
+        warm.start()
+        warm.join()
     return _CTX
 
 
@@ -242,7 +245,7 @@ def kill_after_write(
 
 
 def kill_moments(
-    seed: int, duration: float, n: int, kinds: tuple[str, ...] = ("time", "write"), after_write: float = 0.05
+    seed: int, duration: float, n: int, kinds: tuple[str, ...] = ("write", "time"), after_write: float = 0.05
 ) -> list[tuple[str, float]]:
     """``n`` deterministic "random" moments, cycling through ``kinds``: ``("time", t)`` anywhere within a
     run of ``duration`` seconds, ``("write", t)`` ``t`` (up to ``after_write``) seconds after its first
