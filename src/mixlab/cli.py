@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixlab.domains.command",  # partition, classify, cluster
     "mixlab.quality.command",  # quality, perplexity, density
     "mixlab.dedup.command",  # dedup, decontam
+    "mixlab.affinity.command",  # affinity
     "mixlab.mixtures.command",  # mixtures
     "mixlab.select.command",  # select, build
     "mixlab.proxies.command",  # train, swarm
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the best training-data mixture for a model and its target tasks, by experiment.",
     )
     parser.add_argument("--version", action="version", version=f"mixlab {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages, show every bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and results only, no bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:  # a stage not built yet in a development tree

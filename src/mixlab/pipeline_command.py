@@ -6,6 +6,11 @@ import argparse
 from pathlib import Path
 
 from mixlab.config import load_config
+from mixlab.console import calm
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    return -1 if getattr(args, "quiet", False) else (1 if getattr(args, "verbose", False) else 0)
 
 
 def _print_summary(summary: object) -> None:
@@ -37,14 +42,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.workdir:
         cfg = cfg.model_copy(update={"workdir": args.workdir})
-    _print_summary(run_pipeline(cfg))
+    with calm(cfg.workdir, _verbosity(args)) as log_file:
+        summary = run_pipeline(cfg)
+    _print_summary(summary)
+    print(f"log:             {log_file}")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mixlab.demo.run import run_demo
 
-    _print_summary(run_demo(Path(args.out), quick=args.quick, workers=args.workers))
+    with calm(args.out, _verbosity(args)) as log_file:
+        summary = run_demo(Path(args.out), quick=args.quick, workers=args.workers)
+    _print_summary(summary)
+    print(f"log:             {log_file}")
     return 0
 
 
