@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.dedup.clusters import cluster_labels, exact_pairs, near_pairs, representatives
 from mixlab.dedup.config import DecontamConfig, DedupConfig

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mixlab.console import tqdm
 
 from mixlab.demo import code, function_calling, general, rag, reasoning, roleplay
 from mixlab.demo.artifacts import atomic_write_lines, atomic_write_text

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.domains.clusters import ClusterModel
 from mixlab.domains.config import PartitionConfig

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.evaluation.logprobs import TokenScorer, model_max_length, resolve_device
 

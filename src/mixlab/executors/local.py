@@ -26,8 +26,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
+from mixlab.console import tqdm
 from mixlab.pool.pool import Pool, fingerprint
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ def die_with_parent(parent: int, interval: float = 0.5) -> None:
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True).start()
+    from mixlab.console import worker_setup
+
+    worker_setup()
 
 
 def config_fingerprint(config: Any) -> str:
@@ -116,7 +119,7 @@ def _map_locked(
         )
     root = str(pool.root)
     done: list[str] = []
-    bar = tqdm(total=len(todo), desc=desc or name, unit="shard", disable=not todo)
+    bar = tqdm(total=len(todo), desc=desc or name, unit="shard", disable=not todo, top=True)
     if workers <= 1 or len(todo) <= 1:
         for shard in todo:
             done.append(_run_one(fn, root, shard, config, name, fp))

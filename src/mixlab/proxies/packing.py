@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.pool.readers import Quarantined, read_jsonl, read_lmflow, read_parquet
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
+from mixlab.console import tqdm
 from mixlab.paths import safe_name
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig
@@ -103,7 +103,10 @@ def run_one(
 
 
 def _worker_init(gpu_queue: Any) -> None:
-    """Pin a pool worker to one GPU (before torch initialises CUDA in it)."""
+    """Pin a pool worker to one GPU (before torch initialises CUDA in it); log to the parent's log file."""
+    from mixlab.console import worker_setup
+
+    worker_setup()
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
 
@@ -161,7 +164,7 @@ def run_swarm(
     weights_of = {str(idx): {str(k): float(v) for k, v in row.items()} for idx, row in ratios.iterrows()}
     jobs = [(run, weights_of[run], out_dir / "runs" / run) for run in todo]
     counts = {"ok": 0, "failed": 0}
-    bar = tqdm(total=len(jobs), desc="swarm", unit="run", disable=not jobs)
+    bar = tqdm(total=len(jobs), desc="swarm", unit="run", disable=not jobs, top=True)
 
     def record(outcome: dict[str, Any]) -> None:
         run = outcome["run"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig

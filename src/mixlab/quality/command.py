@@ -47,7 +47,7 @@ def _write_column(pool: Pool, name: str, values: np.ndarray, info: dict[str, Any
 
 
 def _cmd_perplexity(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from mixlab.console import tqdm
 
     from mixlab.quality.perplexity import PerplexityScorer
 

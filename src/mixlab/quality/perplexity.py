@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 
 def find_smollm2_gguf() -> tuple[str, str] | None:

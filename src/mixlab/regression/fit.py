@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.pool.pool import atomic_write_text
 from mixlab.regression.config import Target

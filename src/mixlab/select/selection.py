@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from mixlab.console import tqdm
 
 from mixlab.mixtures.catalog import Catalog, load_catalog
 from mixlab.pool.pool import Pool, PoolError
