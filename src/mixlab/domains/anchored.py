@@ -29,6 +29,44 @@ from mixlab.domains.hashed_classifier import TOKEN_PATTERN
 OTHER = "other"
 
 
+def hashed_ngrams(
+    texts: Sequence[str],
+    n_features: int,
+    ngram_max: int,
+    max_chars: int,
+    norm: str | None = "l2",
+    token_pattern: str = TOKEN_PATTERN,
+) -> sp.csr_matrix:
+    """Hashed token n-grams (1..``ngram_max``) of the first ``max_chars`` characters of each text.
+
+    Tokens match ``token_pattern`` (default :data:`~mixlab.domains.hashed_classifier.TOKEN_PATTERN`:
+    newlines, words, single punctuation marks), lower-cased; no sign flipping, so ``norm=None`` gives
+    plain n-gram counts. The same space serves task-anchored similarity and the task-affinity (DSIR) models.
+    """
+    vec = HashingVectorizer(
+        n_features=n_features,
+        token_pattern=token_pattern,
+        ngram_range=(1, ngram_max),
+        lowercase=True,
+        alternate_sign=False,
+        norm=norm,
+        dtype=np.float32,
+    )
+    return vec.transform([t[:max_chars] for t in texts]).tocsr()
+
+
+def template_columns(X: Any, owner: np.ndarray, n_tasks: int, share: float = 0.5) -> np.ndarray:
+    """Hashed columns of the prompt template: n-grams found in at least ``share`` of the items of two or
+    more tasks (``Question: ... Answer:`` is shared by every task and says nothing about which task a
+    document is like). ``X`` holds the item rows, ``owner`` the task index of each row."""
+    common = np.zeros(X.shape[1], dtype=np.int64)
+    for t in range(n_tasks):
+        rows = X[owner == t]
+        df = np.asarray((rows > 0).sum(axis=0)).ravel() / max(1, rows.shape[0])
+        common += df >= share
+    return np.flatnonzero(common >= min(2, n_tasks))
+
+
 def task_item_texts(name: str, spec: str | Path) -> list[str]:
     """Items of a task rendered as prompt + delimiter + correct choice (what the model is scored on)."""
     from mixlab.evaluation.tasks import load_task
@@ -97,20 +135,11 @@ class TaskAnchoredModel:
         return ["hashed", "minilm"] if self.features == "both" else [self.features]
 
     def _vectors(self, kind: str, texts: Sequence[str]) -> Any:
-        heads = [t[: self.max_chars] for t in texts]
         if kind == "hashed":
-            vec = HashingVectorizer(
-                n_features=self.n_features,
-                token_pattern=TOKEN_PATTERN,
-                ngram_range=(1, self.ngram_max),
-                lowercase=True,
-                alternate_sign=False,
-                norm="l2",
-                dtype=np.float32,
-            )
-            return vec.transform(heads).tocsr()
+            return hashed_ngrams(texts, self.n_features, self.ngram_max, self.max_chars, norm="l2")
         from mixlab.domains.embeddings import embed_texts
 
+        heads = [t[: self.max_chars] for t in texts]
         return embed_texts(heads, self.model, self.max_seq_length, progress=False)
 
     def _masked(self, kind: str, X: Any) -> Any:
@@ -162,12 +191,7 @@ class TaskAnchoredModel:
             # the prompt template (``Question: ... Answer:``) is shared by every task: n-grams in at least
             # half the items of two or more tasks say nothing about which task a document is like
             X = self.items_["hashed"]
-            common = np.zeros(X.shape[1], dtype=np.int64)
-            for t in range(len(self.tasks_)):
-                rows = X[self.owner_ == t]
-                df = np.asarray((rows > 0).sum(axis=0)).ravel() / max(1, rows.shape[0])
-                common += df >= 0.5
-            self.template_ = np.flatnonzero(common >= min(2, len(self.tasks_)))
+            self.template_ = template_columns(X, self.owner_, len(self.tasks_))
             self.items_["hashed"] = self._masked("hashed", X)
         med, scale = [], []
         for kind in self.kinds:

@@ -1,0 +1,86 @@
+"""CLI: ``mixlab affinity POOL --tasks NAME=FILE,...`` (attribute ``affinity`` + per-domain table)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mixlab.affinity.config import AffinityConfig
+from mixlab.affinity.stage import affinity_by_domain, affinity_pool, cluster_task_table, format_table
+from mixlab.evaluation.tasks import parse_task_specs
+from mixlab.pool.pool import Pool
+from mixlab.yamlconfig import load_section
+
+
+def _config(args: argparse.Namespace) -> AffinityConfig:
+    values: dict[str, Any] = load_section(args.config, "affinity") if args.config else {}
+    if isinstance(values.get("tasks"), dict) and args.config:  # relative to the config file
+        base = Path(args.config).parent
+        values["tasks"] = {
+            k: str(v if Path(str(v)).is_absolute() else base / str(v)) for k, v in values["tasks"].items()
+        }
+    if args.tasks:
+        values["tasks"] = parse_task_specs(args.tasks)
+    for flag in ("background", "smoothing", "n_features", "combine"):
+        if getattr(args, flag) is not None:
+            values[flag] = getattr(args, flag)
+    try:
+        return AffinityConfig(**values)
+    except ValidationError as exc:
+        raise ValueError(f"{args.config or 'command line'}: invalid affinity config: {exc}") from exc
+
+
+def _cmd_affinity(args: argparse.Namespace) -> int:
+    config = _config(args)
+    pool = Pool.open(args.pool)
+    summary = affinity_pool(pool, config, workers=args.workers, force=args.force)
+    state = "" if summary["computed_shards"] else " (all shards already done; --force to redo)"
+    print(f"affinity of {pool.root}: {summary['docs']} documents, tasks {', '.join(summary['tasks'])}{state}")
+    for task, s in summary["per_task"].items():
+        print(
+            f"  {task:<20} mean {s['mean']:+.3f}  median {s['median']:+.3f}  "
+            f"q75 {s['q75']:+.3f}  highest for {s['best_docs']} docs"
+        )
+    by = args.by or ("domains" if "domains" in pool.attributes() else "source")
+    table = cluster_task_table(pool, by) if args.clusters else affinity_by_domain(pool, by)
+    what = "cluster-to-task" if args.clusters else "per-" + table.index.name
+    print(f"\nmean affinity to each task, {what} (nats per n-gram, log p_task - log p_pool):")
+    print(format_table(table))
+    if args.table_out:
+        out = Path(args.table_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out)
+        print(f"table: {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "affinity", help="task affinity of every document (DSIR importance weights); attribute 'affinity'"
+    )
+    p.add_argument("pool", help="pool folder")
+    p.add_argument("--tasks", default=None, help="NAME=FILE,... (ELMB JSONL or lm-eval YAML)")
+    p.add_argument(
+        "--config", default=None, help="YAML with AffinityConfig fields (or an 'affinity:' section)"
+    )
+    p.add_argument(
+        "--by",
+        default=None,
+        help="group the table by: domains (default when partitioned), source, clusters, or an attribute",
+    )
+    p.add_argument(
+        "--clusters",
+        action="store_true",
+        help="cluster-to-task table (adds lift over the pool mean per task); e.g. --by source on ClimbLab",
+    )
+    p.add_argument("--table-out", default=None, help="write the table as CSV")
+    p.add_argument("--background", type=int, default=None, help="pool documents fitting the pool model")
+    p.add_argument("--smoothing", type=float, default=None, help="additive pseudo-count per bucket")
+    p.add_argument("--n-features", type=int, default=None, help="hashed n-gram buckets")
+    p.add_argument("--combine", choices=("max", "mean"), default=None, help="the 'affinity' column")
+    p.add_argument("--workers", type=int, default=1, help="processes for the per-shard pass")
+    p.add_argument("--force", action="store_true", help="refit and redo all shards")
+    p.set_defaults(func=_cmd_affinity)
