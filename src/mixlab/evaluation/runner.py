@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mixlab.evaluation.config import EvalConfig
 from mixlab.evaluation.domain_loss import domain_losses, read_domain_texts
@@ -10,7 +11,7 @@ from mixlab.evaluation.multiple_choice import evaluate_task, load_model
 from mixlab.evaluation.results import metrics_row, write_domain_losses, write_task_results
 from mixlab.evaluation.tasks import Task, load_task
 
-__all__ = ["evaluate_run"]
+__all__ = ["evaluate_loaded", "evaluate_run", "read_validation_texts"]
 
 
 def evaluate_run(
@@ -25,18 +26,28 @@ def evaluate_run(
     of ``mixlab eval`` (``<task>.jsonl``, ``metrics.json``) and ``domain_loss.json`` are written there.
     Pass already loaded ``tasks`` to avoid re-reading task files for every proxy of a swarm.
     """
+    model, tokenizer = load_model(model_path, config.device)
+    return evaluate_loaded(model, tokenizer, config, out_dir=out_dir, tasks=tasks)
+
+
+def evaluate_loaded(
+    model: Any,
+    tokenizer: Any,
+    config: EvalConfig,
+    out_dir: str | Path | None = None,
+    tasks: dict[str, Task] | None = None,
+    texts: dict[str, list[str]] | None = None,
+) -> dict[str, float]:
+    """:func:`evaluate_run` for a model already in memory (e.g. a merged proxy); ``texts`` caches the
+    validation documents per domain (read from ``config.domain_data`` when None)."""
     tasks = (
         tasks if tasks is not None else {name: load_task(name, spec) for name, spec in config.tasks.items()}
     )
-    model, tokenizer = load_model(model_path, config.device)
     results = {
         name: evaluate_task(model, tokenizer, task, batch_size=config.batch_size, limit=config.limit)
         for name, task in tasks.items()
     }
-    texts = {
-        domain: read_domain_texts(path, max_docs=config.max_docs_per_domain)[0]
-        for domain, path in config.domain_data.items()
-    }
+    texts = texts if texts is not None else read_validation_texts(config)
     losses = (
         domain_losses(
             model, tokenizer, texts, block_size=config.block_size, batch_size=config.loss_batch_size
@@ -49,3 +60,11 @@ def evaluate_run(
         if losses is not None:
             write_domain_losses(losses, Path(out_dir) / "domain_loss.json")
     return metrics_row(results, losses)
+
+
+def read_validation_texts(config: EvalConfig) -> dict[str, list[str]]:
+    """The held-out documents of every domain of ``config.domain_data`` (at most ``max_docs_per_domain``)."""
+    return {
+        domain: read_domain_texts(path, max_docs=config.max_docs_per_domain)[0]
+        for domain, path in config.domain_data.items()
+    }
