@@ -17,6 +17,7 @@ from mixlab.domains.config import PartitionConfig
 from mixlab.mixtures.config import MixtureConfig
 from mixlab.proxies.config import ProxyConfig
 from mixlab.quality.config import QualityConfig
+from mixlab.routes import ProxiesSection
 from mixlab.search.trust import TrustConfig
 from mixlab.select.config import SelectConfig
 from mixlab.yamlconfig import load_yaml_mapping
@@ -146,6 +147,7 @@ class PipelineConfig(_Strict):
     mixtures: MixtureConfig
     select: SelectConfig
     proxy: ProxyConfig
+    proxies: ProxiesSection = Field(default_factory=ProxiesSection)
     evaluation: EvaluationSection
     fit: FitSection = Field(default_factory=FitSection)
     search: SearchSection = Field(default_factory=SearchSection)

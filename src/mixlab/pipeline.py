@@ -487,7 +487,9 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     t0 = time.perf_counter()
     ratios = candidate_mixtures(cfg, pool)
     domains = list(ratios.columns)
-    swarm_metrics = run_swarm_step(cfg, pool, ratios, "swarm")
+    from mixlab.routes import run_proxies  # proxies.method: swarm | merged | mixmin
+
+    ratios, swarm_metrics, routed = run_proxies(cfg, pool, ratios)
     timed("swarm", t0)
 
     t0 = time.perf_counter()
@@ -495,7 +497,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     from mixlab.mixtures.sampler import available_tokens
 
     available = available_tokens(pool, view=cfg.mixtures)
-    found = fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"], available)
+    found = routed or fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"], available)
     optimal_weights: dict[str, float] = found["results"]["objectives"][cfg.search.objective]["weights"]
     timed("fit+search", t0)
 

@@ -53,7 +53,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mixlab.demo.run import run_demo
 
     with calm(args.out, _verbosity(args)) as log_file:
-        summary = run_demo(Path(args.out), quick=args.quick, workers=args.workers)
+        summary = run_demo(Path(args.out), quick=args.quick, workers=args.workers, proxies=args.proxies)
     _print_summary(summary)
     print(f"log:             {log_file}")
     return 0
@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.add_argument("--out", default="runs/demo", help="output folder")
     d.add_argument("--quick", action="store_true", help="a smaller, faster run (used by the tests)")
     d.add_argument("--workers", type=int, default=2, help="processes for shard stages and proxy runs")
+    d.add_argument(
+        "--proxies", choices=["swarm", "merged", "mixmin"], default="swarm", help="proxies.method of the run"
+    )
     d.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("swarm", help="train + evaluate one proxy per row of a ratios.csv (pool must exist)")

@@ -323,9 +323,10 @@ def _check_pipeline_outputs(state: StepState, inputs: dict[str, str]) -> None:
         state.write("pipeline_inputs", inputs, [], {})
 
 
-def run_demo(out: Path, quick: bool = False, workers: int = 1) -> RunSummary:
-    """Generate the demo world and run the whole loop on it under ``out``."""
+def run_demo(out: Path, quick: bool = False, workers: int = 1, proxies: str = "swarm") -> RunSummary:
+    """Generate the demo world and run the whole loop on it under ``out`` (``proxies``: proxies.method)."""
     scale = QUICK if quick else FULL
     raw = prepare_demo(Path(out), scale, workers)
+    raw["proxies"] = {"method": proxies, "check_runs": 0 if proxies == "swarm" else 4}
     cfg = PipelineConfig.model_validate(raw)
     return run_pipeline(cfg)
