@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pyarrow as pa
 from mixlab.affinity.config import AffinityConfig
 from mixlab.affinity.model import DsirAffinityModel
 from mixlab.domains.anchored import task_item_texts
+from mixlab.domains.methods import natural_key
 from mixlab.executors.local import map_shards
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text, fingerprint
 
@@ -167,11 +167,6 @@ def affinity_pool(
 
 
 # -- summaries ------------------------------------------------------------------------------------
-def natural_key(name: str) -> tuple[Any, ...]:
-    """Sort key that puts ``cluster_2`` before ``cluster_10``."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
-
-
 def _groups(pool: Pool, by: str) -> pd.Series:
     """Group label of every document: its ``source``, or the ``domain``/``cluster`` column of attribute ``by``."""
     if by == "source":

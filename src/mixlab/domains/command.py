@@ -7,16 +7,29 @@ import json
 from pathlib import Path
 
 from mixlab.domains.config import ClusterConfig, load_partition_config
+from mixlab.domains.methods import read_source_summaries
 from mixlab.domains.partition import cluster_pool, partition_pool
 from mixlab.evaluation.tasks import parse_task_specs
 from mixlab.pool.pool import Pool
 
 
+def _parse_pins(text: str) -> dict[str, str]:
+    """``"src_a=domain,src_b=domain"`` -> ``{"src_a": "domain", "src_b": "domain"}``."""
+    pins: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        source, sep, domain = part.partition("=")
+        if not sep or not source.strip() or not domain.strip():
+            raise ValueError(f"--pin: expected SOURCE=DOMAIN[,SOURCE=DOMAIN...], got {part!r}")
+        pins[source.strip()] = domain.strip()
+    return pins
+
+
 def _cmd_partition(args: argparse.Namespace) -> int:
     tasks = parse_task_specs(args.tasks) if args.tasks else None
     method = args.method or ("anchored" if tasks else None)
+    pins = _parse_pins(args.pin) if args.pin else None
     config = load_partition_config(
-        args.config, method=method, rules_file=args.rules, seeds=args.seeds, tasks=tasks
+        args.config, method=method, rules_file=args.rules, seeds=args.seeds, tasks=tasks, pin_sources=pins
     )
     pool = Pool.open(args.pool)
     summary = partition_pool(pool, config, workers=args.workers, force=args.force)
@@ -26,6 +39,12 @@ def _cmd_partition(args: argparse.Namespace) -> int:
     for domain, row in summary["domains"].items():
         share = row["tokens"] / max(1, summary["n_tokens"])
         print(f"  {domain:<20} {row['docs']:>9} docs {row['tokens']:>12} tokens ({share:.1%})")
+    if config.pin_sources:
+        print("  pinned: " + ", ".join(f"{s} -> {d}" for s, d in config.pin_sources.items()))
+    if config.method == "sources":
+        print("sources as domains, top terms (from a hash-sample):")
+        for s in read_source_summaries(pool):
+            print(f"  {s['domain']:<20} {s['size']:>7} sampled  {', '.join(s['top_terms'][:8])}")
     if not summary["computed_shards"]:
         print("  (all shards were already done; pass --force to redo)")
     return 0
@@ -33,6 +52,7 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
     config = ClusterConfig(
+        algorithm=args.algorithm,
         k=args.k,
         embed=args.embed,
         merge_threshold=args.merge_threshold,
@@ -44,8 +64,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summaries, indent=2, ensure_ascii=False), encoding="utf-8")
+    kind = "LDA topics" if args.algorithm == "lda" else "clusters"
     print(
-        f"{len(summaries)} clusters (k={args.k}, merged at cosine >= {args.merge_threshold}); summaries in {out}"
+        f"{len(summaries)} {kind} (k={args.k}, merged at cosine >= {args.merge_threshold}); summaries in {out}"
     )
     for s in summaries:
         merged = f" merged from {s['merged_from']}" if len(s["merged_from"]) > 1 else ""
@@ -70,8 +91,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "clusters",
             "anchored",
             "rules+anchored",
+            "sources",
         ],
-        help="override the config's method (default rules+classifier; anchored when --tasks is given)",
+        help=(
+            "override the config's method (default rules+classifier; anchored when --tasks is given; "
+            "sources: each source is a domain, e.g. a ClimbLab pool's clusters)"
+        ),
+    )
+    p.add_argument(
+        "--pin",
+        default=None,
+        help="SOURCE=DOMAIN,...: every document of the source gets that domain (config: pin_sources)",
     )
     p.add_argument(
         "--tasks",
@@ -88,7 +118,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     c = sub.add_parser("cluster", help="unsupervised clusters with summaries (attribute 'clusters')")
     c.add_argument("pool", help="pool folder")
-    c.add_argument("--k", type=int, default=20, help="k-means clusters before merging")
+    c.add_argument("--k", type=int, default=20, help="k-means clusters (or LDA topics) before merging")
+    c.add_argument(
+        "--algorithm", choices=["kmeans", "lda"], default="kmeans", help="k-means or an LDA topic model"
+    )
     c.add_argument("--embed", choices=["tfidf", "minilm"], default="tfidf", help="document vectors")
     c.add_argument(
         "--merge-threshold", type=float, default=0.9, help="merge clusters with centroid cosine >= this"

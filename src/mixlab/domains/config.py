@@ -8,11 +8,20 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mixlab.paths import safe_name
+
 #: The built-in domain set: the challenge's four tasks plus code and a catch-all.
 DEFAULT_DOMAINS: tuple[str, ...] = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
 
 Method = Literal[
-    "rules", "classifier", "rules+classifier", "embedding", "clusters", "anchored", "rules+anchored"
+    "rules",
+    "classifier",
+    "rules+classifier",
+    "embedding",
+    "clusters",
+    "anchored",
+    "rules+anchored",
+    "sources",
 ]
 Combine = Literal["override", "blend", "product"]
 
@@ -49,11 +58,16 @@ class EmbeddingClassifierConfig(BaseModel):
 
 
 class ClusterConfig(BaseModel):
-    """Unsupervised clusters (CLIMB's way): embed, mini-batch k-means, merge near clusters, summarise."""
+    """Unsupervised clusters (CLIMB's way): embed, mini-batch k-means, merge near clusters, summarise;
+    or topics of an LDA topic model (``algorithm: lda``), each document in its most probable topic."""
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(20, ge=2, description="number of k-means clusters before merging")
+    algorithm: Literal["kmeans", "lda"] = Field(
+        "kmeans",
+        description="kmeans (on the `embed` vectors) or lda (sklearn LatentDirichletAllocation on word counts)",
+    )
+    k: int = Field(20, ge=2, description="number of k-means clusters (or LDA topics) before merging")
     embed: Literal["tfidf", "minilm"] = Field(
         "tfidf", description="document vectors: TF-IDF+SVD or MiniLM embeddings"
     )
@@ -71,7 +85,8 @@ class ClusterConfig(BaseModel):
     batch_size: int = Field(2048, ge=16, description="mini-batch size of k-means")
     top_terms: int = Field(12, ge=1, description="top terms listed per cluster summary")
     examples: int = Field(3, ge=1, description="example documents listed per cluster summary")
-    seed: int = Field(0, description="random seed of SVD and k-means")
+    seed: int = Field(0, description="random seed of SVD, k-means and LDA")
+    lda_max_iter: int = Field(20, ge=1, description="passes over the fit sample of online LDA")
     max_chars: int = Field(
         4000, ge=100, description="only the first max_chars characters of a document are read"
     )
@@ -114,7 +129,7 @@ class PartitionConfig(BaseModel):
         "rules+classifier",
         description=(
             "rules | classifier | rules+classifier | embedding | clusters | anchored (task items define the "
-            "domains) | rules+anchored"
+            "domains) | rules+anchored | sources (each source is a domain: a ClimbLab pool's clusters)"
         ),
     )
     rules_file: Path | None = Field(None, description="YAML rules (default: the packaged default_rules.yaml)")
@@ -155,6 +170,20 @@ class PartitionConfig(BaseModel):
     anchored: AnchoredConfig = Field(
         default_factory=AnchoredConfig, description="task-anchored similarity (method anchored)"
     )
+    pin_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "source -> domain: every document of the source gets that domain (p = 1), whatever the method "
+            "says, e.g. a synthetic function-calling set as a mixture component of its own"
+        ),
+    )
+
+    @field_validator("pin_sources")
+    @classmethod
+    def _check_pins(cls, v: dict[str, str]) -> dict[str, str]:
+        for source, domain in v.items():
+            safe_name(domain, f"pin_sources: domain of source {source!r}")
+        return v
 
     @field_validator("domains")
     @classmethod

@@ -26,7 +26,7 @@ from mixlab.domains.clusters import ClusterModel
 from mixlab.domains.config import PartitionConfig
 from mixlab.domains.embedding_classifier import EmbeddingClassifier
 from mixlab.domains.hashed_classifier import HashedNgramClassifier
-from mixlab.domains.methods import METHODS
+from mixlab.domains.methods import METHODS, check_pinned_sources, pin_sources
 from mixlab.domains.rules import RuleSet, load_rules
 from mixlab.executors.local import map_shards
 from mixlab.pool.pool import Pool, PoolError, fingerprint
@@ -176,12 +176,23 @@ def _table(domains: Sequence[str], probs: np.ndarray, methods: Sequence[str]) ->
 
 
 def partition_shard(pool_root: str, shard: str, config: PartitionConfig) -> pa.Table:
-    """The per-shard apply: one row per document with ``domain``, ``p_<domain>``, ``domain_method``."""
+    """The per-shard apply: one row per document with ``domain``, ``p_<domain>``, ``domain_method``;
+    documents of a source in ``config.pin_sources`` get the pinned domain."""
+    table = _label_shard(pool_root, shard, config)
+    if not config.pin_sources:
+        return table
+    sources = Pool.open(pool_root).read_shard(shard, ["source"]).column("source").to_pylist()
+    return pin_sources(table, sources, config.pin_sources)
+
+
+def _label_shard(pool_root: str, shard: str, config: PartitionConfig) -> pa.Table:
+    """The method's labels of one shard (before pinned sources)."""
     pool = Pool.open(pool_root)
     texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
     state = pool.attr_dir(ATTR)
     if config.method in METHODS:
-        domains, probs, methods = METHODS[config.method].apply(pool, texts, config)
+        sources = pool.read_shard(shard, ["source"]).column("source").to_pylist()
+        domains, probs, methods = METHODS[config.method].apply(pool, texts, config, sources)
         return _table(domains, probs, methods)
     if config.method == "clusters":
         model = ClusterModel.load(state / CLUSTER_STATE)
@@ -273,6 +284,7 @@ def partition_pool(
     ``n_tokens``, ``computed_shards`` and, when a model was fitted, ``fit`` (seed counts or clusters).
     A rerun with the same config skips finished shards; a different config needs ``force``.
     """
+    check_pinned_sources(pool, config.pin_sources)
     info = _fingerprint(config)
     info_path = pool.attr_dir(ATTR) / "attr.json"
     if info_path.exists() and not force:
