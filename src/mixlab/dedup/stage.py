@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.dedup.clusters import cluster_labels, exact_pairs, near_pairs, representatives
 from mixlab.dedup.config import DecontamConfig, DedupConfig
 from mixlab.dedup.decontam import TaskIndex

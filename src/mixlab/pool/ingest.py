@@ -25,8 +25,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
 from mixlab.pool.pool import POOL_FORMAT, POOL_META, Pool, PoolError, atomic_write_parquet, write_pool_meta
 from mixlab.pool.readers import (

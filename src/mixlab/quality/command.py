@@ -48,7 +48,6 @@ def _write_column(pool: Pool, name: str, values: np.ndarray, info: dict[str, Any
 
 def _cmd_perplexity(args: argparse.Namespace) -> int:
     from mixlab.console import tqdm
-
     from mixlab.quality.perplexity import PerplexityScorer
 
     pool = Pool.open(args.pool)

@@ -25,8 +25,8 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text
 from mixlab.select.selection import Selection
