@@ -90,6 +90,10 @@ def test_quick_demo_produces_report_optimum_trust_and_confirmation(
     for key in (*TASKS, "total"):
         assert s[key]["diff"] == pytest.approx(after[key]["mean"] - before[key]["mean"])
     assert confirm["headline"] in html
+    capsys.readouterr()
+    assert main(["status", str(demo_dir)]) == 0
+    status = capsys.readouterr().out
+    assert "8 ok of 8 runs" in status and "UNTRUSTED" in status and "report" in status
     # an untrusted total optimum builds no dataset unless the config allows it
     assert not optimal["objectives"]["total"]["trusted"] or (demo_dir / "dataset" / "manifest.json").exists()
 

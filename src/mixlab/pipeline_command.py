@@ -74,6 +74,13 @@ def _cmd_swarm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from mixlab.status import format_status, run_status
+
+    print(format_status(run_status(args.dir)))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = sub.add_parser("run", help="run the whole loop from a pipeline YAML")
     r.add_argument("config", help="pipeline YAML")
@@ -88,6 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--proxies", choices=["swarm", "merged", "mixmin"], default="swarm", help="proxies.method of the run"
     )
     d.set_defaults(func=_cmd_demo)
+
+    st = sub.add_parser("status", help="what a run has done, is running, failed and has left, with times")
+    st.add_argument("dir", help="the run's workdir (mixlab run) or --out folder (mixlab demo)")
+    st.set_defaults(func=_cmd_status)
 
     s = sub.add_parser("swarm", help="train + evaluate one proxy per row of a ratios.csv (pool must exist)")
     s.add_argument("config", help="pipeline YAML (proxy, select and evaluation sections are used)")
