@@ -13,8 +13,9 @@ class AffinityConfig(BaseModel):
     """Task affinity of every document: DSIR importance weights of hashed n-gram models.
 
     For each task, a bag of hashed word n-grams is fitted on its items (prompt + correct
-    choice) and one on a hash-sample of the pool, both with additive smoothing; a document's affinity to
-    the task is ``log p_task(doc) - log p_pool(doc)`` (per n-gram when ``length_normalise``).
+    choice) and one on a hash-sample of the pool (additive smoothing; the task model is interpolated with
+    the pool model); a document's affinity to the task is ``log p_task(doc) - log p_pool(doc)`` (per
+    n-gram when ``length_normalise``). See :mod:`mixlab.affinity.model`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -28,8 +29,9 @@ class AffinityConfig(BaseModel):
     tokens: Literal["words", "layout"] = Field(
         "words", description="hashed tokens: words only, or words plus newlines and punctuation marks"
     )
-    smoothing: float = Field(
-        0.1, gt=0, description="additive pseudo-count per bucket of the task and pool models"
+    smoothing: float = Field(0.1, gt=0, description="additive pseudo-count per bucket of the pool model")
+    pool_weight: float = Field(
+        0.5, gt=0, lt=1, description="share of the pool model interpolated into each task model"
     )
     background: int = Field(
         20_000, ge=10, description="pool documents (hash-sampled by id) that fit the pool model"
@@ -43,6 +45,14 @@ class AffinityConfig(BaseModel):
         description=(
             "affinity per n-gram (mean log ratio) instead of DSIR's sum over the document, so long "
             "documents are not ranked first for their length"
+        ),
+    )
+    prior_ngrams: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "length_normalise: shrink a document's mean toward the unseen-n-gram weight as if it had this many "
+            "more n-grams (short fragments are not ranked first on a few lucky n-grams)"
         ),
     )
     combine: Literal["max", "mean"] = Field(

@@ -36,7 +36,7 @@ MODEL_DIR = "model"
 KEY_FILE = "key.json"
 BACKGROUND_SALT = "mixlab-affinity"
 #: Bumped when the scores change for the same config (part of every marker's fingerprint).
-VERSION = 1
+VERSION = 2
 
 
 def affinity_columns(tasks: list[str]) -> list[str]:
@@ -77,8 +77,10 @@ def fit_affinity(pool: Pool, config: AffinityConfig, force: bool = False) -> dic
         config.max_chars,
         config.tokens,
         config.smoothing,
+        config.pool_weight,
         config.drop_template,
         config.length_normalise,
+        config.prior_ngrams,
         config.batch_docs,
     ).fit(items, background)
     key_path.unlink(missing_ok=True)  # a crash while saving leaves no key: the next run refits

@@ -19,26 +19,50 @@ class QualityPolicy(BaseModel):
     - ``shares``: ``shares[b]`` of the domain's quota comes from bucket ``b`` (normalised; a bucket with
       share 0 or no share is never used; a bucket too small for its share passes the rest to the others
       in proportion to their shares, repeating documents only when the domain as a whole is short);
-    - ``top_k_buckets``: only the ``k`` best buckets present in the pool, in natural proportions.
+    - ``top_k_buckets``: only the ``k`` best buckets present in the pool, in natural proportions;
+    - ``affinity``: every kept document is eligible, but a domain takes its documents in order of task
+      affinity (attribute ``affinity``, from ``mixlab affinity``), highest first, instead of in hash order:
+      by ``affinity_column``, by default ``affinity_<domain>`` when a task is named after the domain, else
+      the combined ``affinity``;
+    - ``affinity+quality``: the same, ranked by ``affinity_weight`` x the affinity's percentile rank within
+      the domain + (1 - ``affinity_weight``) x the percentile rank of ``quality_score``.
 
-    Shorthands accepted wherever a policy is: ``"all"``, ``{"top_k_buckets": 2}``, ``{"3": 0.5, "2": 0.3}``.
+    Shorthands accepted wherever a policy is: ``"all"``, ``{"top_k_buckets": 2}``, ``{"3": 0.5, "2": 0.3}``,
+    ``"affinity"``, ``"affinity:affinity_rag"`` (a column), ``"affinity+quality"``, ``"affinity+quality:0.7"``
+    (a weight).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["all", "shares", "top_k_buckets"] = Field("all", description="policy kind (see class doc)")
+    mode: Literal["all", "shares", "top_k_buckets", "affinity", "affinity+quality"] = Field(
+        "all", description="policy kind (see class doc)"
+    )
     shares: dict[int, float] | None = Field(
         None, description="bucket -> share of the domain quota (mode shares)"
     )
     k: int | None = Field(None, ge=1, description="number of best buckets kept (mode top_k_buckets)")
+    affinity_column: str | None = Field(
+        None,
+        description=(
+            "affinity modes: column of the `affinity` attribute to rank by (default: affinity_<domain> when "
+            "that column exists, else affinity)"
+        ),
+    )
+    affinity_weight: float | None = Field(
+        None, ge=0, le=1, description="affinity+quality: weight of the affinity rank (default 0.5)"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
-            if text in ("all", "shares", "top_k_buckets"):
+            if text in ("all", "shares", "top_k_buckets", "affinity", "affinity+quality"):
                 return {"mode": text}
+            if text.startswith("affinity+quality:"):
+                return {"mode": "affinity+quality", "affinity_weight": float(text.partition(":")[2])}
+            if text.startswith("affinity:"):
+                return {"mode": "affinity", "affinity_column": text.partition(":")[2].strip()}
             if text.startswith(("top_k_buckets:", "top")):
                 _, _, k = text.partition(":")
                 return {"mode": "top_k_buckets", "k": int(k or text.removeprefix("top"))}
@@ -65,7 +89,20 @@ class QualityPolicy(BaseModel):
                 raise ValueError(f"quality shares sum to zero: {self.shares}")
         if self.mode == "top_k_buckets" and self.k is None:
             raise ValueError("quality policy 'top_k_buckets' needs k")
+        if not self.mode.startswith("affinity") and (
+            self.affinity_column is not None or self.affinity_weight is not None
+        ):
+            raise ValueError(
+                f"affinity_column/affinity_weight apply to the affinity modes, not {self.mode!r}"
+            )
+        if self.mode == "affinity" and self.affinity_weight is not None:
+            raise ValueError("affinity_weight applies to mode 'affinity+quality'")
         return self
+
+    @property
+    def ranked(self) -> bool:
+        """Whether documents are taken in order of a score (the affinity modes) instead of hash order."""
+        return self.mode.startswith("affinity")
 
     def normalised_shares(self) -> dict[int, float]:
         """Positive shares summing to 1, best bucket first (mode shares only)."""

@@ -5,11 +5,13 @@
    each document is assigned to one domain by a keyed-hash draw from its ``p_<domain>`` row.
 2. Each domain gets ``weight * budget`` tokens (:mod:`mixlab.select.quotas`), spread over quality buckets
    by the quality policy; a (domain, bucket) pair is a *cell*.
-3. Within a cell documents are ranked by the keyed hash of (id, seed). A cell whose target exceeds its
-   tokens repeats them in whole epochs, then takes a hash-ranked prefix of a partial epoch. The prefix
-   stops at the document that crosses the target: either just before it or just after it, whichever keeps
-   the running total (over all cells so far) closer to the running target. So every cell and every domain
-   is within one document of its quota and the whole selection within half a document of the budget.
+3. Within a cell documents are ranked by the keyed hash of (id, seed) or, under the affinity policies,
+   by task affinity (ties in hash order), so the documents most like the tasks are taken first. A cell
+   whose target exceeds its tokens repeats them in whole epochs, then takes a ranked prefix of a partial
+   epoch. The prefix stops at the document that crosses the target: either just before it or just after
+   it, whichever keeps the running total (over all cells so far) closer to the running target. So every
+   cell and every domain is within one document of its quota and the whole selection within half a
+   document of the budget.
 4. The chosen rows are ordered by the keyed hash of (id, repeat, seed): training sees a mixed stream.
 """
 
@@ -21,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.mixtures.catalog import Catalog, load_catalog
 from mixlab.pool.pool import Pool, PoolError
 from mixlab.select.config import SelectConfig
@@ -77,18 +79,76 @@ def assign_soft_domains(catalog: Catalog, seed: int) -> np.ndarray:
     return out
 
 
+AFFINITY_ATTR = "affinity"
+
+
+class _RankScores:
+    """Scores that order a domain's documents under the affinity policies (highest taken first)."""
+
+    def __init__(self, pool: Pool, catalog: Catalog, config: SelectConfig) -> None:
+        policy = config.quality_policy
+        self.policy = policy
+        if AFFINITY_ATTR not in pool.attributes():
+            raise PoolError(
+                f"{pool.root}: quality policy {policy.mode!r} needs the {AFFINITY_ATTR!r} attribute; "
+                "run `mixlab affinity POOL --tasks NAME=FILE,...` first"
+            )
+        attr = pool.read_attr(AFFINITY_ATTR)
+        if not attr["id"].equals(catalog.docs["id"]):
+            raise PoolError(f"{pool.attr_dir(AFFINITY_ATTR)}: not aligned with the pool's documents")
+        self.columns = {
+            c: attr[c].to_numpy(dtype=np.float64)
+            for c in attr.columns
+            if c == "affinity" or (c.startswith("affinity_") and c != "affinity_task")
+        }
+        if policy.affinity_column is not None and policy.affinity_column not in self.columns:
+            raise PoolError(
+                f"{pool.attr_dir(AFFINITY_ATTR)}: no column {policy.affinity_column!r} "
+                f"(columns: {', '.join(sorted(self.columns))})"
+            )
+        self.quality: np.ndarray | None = None
+        if policy.mode == "affinity+quality":
+            if "quality" not in pool.attributes():
+                raise PoolError(
+                    f"{pool.root}: quality policy 'affinity+quality' needs the `quality` attribute "
+                    "(quality_score); run `mixlab quality` first"
+                )
+            q = pool.read_attr("quality", columns=["quality_score"])
+            self.quality = q["quality_score"].to_numpy(dtype=np.float64)
+        self.used: dict[str, str] = {}
+
+    def column(self, domain: str) -> str:
+        """The affinity column a domain is ranked by."""
+        if self.policy.affinity_column is not None:
+            return self.policy.affinity_column
+        own = f"affinity_{domain}"
+        return own if own in self.columns else "affinity"
+
+    def __call__(self, domain: str, rows: np.ndarray) -> np.ndarray:
+        """Scores of the documents at catalog positions ``rows`` of ``domain``."""
+        column = self.column(domain)
+        self.used[domain] = column
+        aff = self.columns[column][rows]
+        if self.quality is None:
+            return aff
+        w = 0.5 if self.policy.affinity_weight is None else float(self.policy.affinity_weight)
+        ra = pd.Series(aff).rank(pct=True, method="average").to_numpy()
+        rq = pd.Series(self.quality[rows]).rank(pct=True, method="average").fillna(0.5).to_numpy()
+        return w * ra + (1.0 - w) * rq
+
+
 def _eligible_cells(
     kept: pd.DataFrame, config: SelectConfig, has_buckets: bool
 ) -> tuple[dict[str, dict[int, pd.DataFrame]], dict[int, float] | None]:
     """Documents of each domain grouped into the cells the quality policy uses."""
     policy = config.quality_policy
-    if policy.mode != "all" and not has_buckets:
+    if policy.mode not in ("all", "affinity", "affinity+quality") and not has_buckets:
         raise PoolError(
             f"quality policy {policy.mode!r} needs the `quality` attribute with `quality_bucket`; "
             "run the quality stage or use quality_policy: all"
         )
     shares: dict[int, float] | None = None
-    if policy.mode == "all":
+    if policy.mode == "all" or policy.ranked:
         frame = kept.assign(cell=-1)
     elif policy.mode == "top_k_buckets":
         present = sorted({int(b) for b in kept["quality_bucket"].unique() if b >= 0}, reverse=True)
@@ -136,6 +196,7 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
     kept = docs[docs["excluded"] == ""]
     has_buckets = bool((kept["quality_bucket"] >= 0).any())
     cells_by_domain, shares = _eligible_cells(kept, config, has_buckets)
+    scores = _RankScores(pool, catalog, config) if config.quality_policy.ranked else None
 
     pool_domains = sorted(set(kept["domain"].tolist()))
     budget = int(config.budget_tokens)
@@ -168,7 +229,11 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
                 continue
             group = groups[bucket]
             rank = keyed_hash(group["id"].to_numpy(), config.seed, "rank")
-            ranked = group.iloc[np.argsort(rank, kind="stable")]
+            if scores is None:
+                ranked = group.iloc[np.argsort(rank, kind="stable")]
+            else:  # highest score first, ties in hash order
+                score = scores(domain, group.index.to_numpy())
+                ranked = group.iloc[np.lexsort((rank, -np.nan_to_num(score, nan=-np.inf)))]
             cum = np.cumsum(ranked["n_tokens"].to_numpy(dtype=np.int64))
             cap_tokens = float(cum[-1]) * config.max_epochs if len(cum) else 0.0
             cells.append(_Cell(domain, bucket, min(target, cap_tokens), ranked, cum, max_repeats))
@@ -199,6 +264,10 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
         chosen[col] = chosen[col].astype(np.int64)
 
     manifest = _manifest(pool, catalog, config, weights, dq, bucket_quotas, eligible, chosen, pool_domains)
+    if scores is not None:
+        manifest["attributes_used"].append(AFFINITY_ATTR)
+        for domain, column in scores.used.items():
+            manifest["domains"][domain]["ranked_by"] = column
     return Selection(chosen=chosen, manifest=manifest)
 
 
