@@ -128,6 +128,7 @@ def prepare_pool(cfg: PipelineConfig) -> Pool:
         max_chars=ing.max_chars,
         text_field=ing.text_field,
         decode_tokenizer=ing.decode_tokenizer,
+        on_error=ing.on_error,
     )
     partition_pool(pool, cfg.partition, workers=cfg.workers)
     if cfg.quality is not None:

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mixlab.paths import safe_name
+from mixlab.yamlconfig import safe_load
 
 #: The built-in domain set: the challenge's four tasks plus code and a catch-all.
 DEFAULT_DOMAINS: tuple[str, ...] = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
@@ -202,7 +203,7 @@ def load_partition_config(path: str | Path | None, **overrides: Any) -> Partitio
     if path is not None:
         path = Path(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: invalid YAML: {exc}") from exc
         if not isinstance(loaded, dict):

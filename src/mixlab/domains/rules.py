@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mixlab.yamlconfig import safe_load
+
 DEFAULT_RULES_NAME = "default_rules.yaml"
 
 
@@ -313,7 +315,7 @@ def _parse_rule(obj: Any, domains: list[str], where: str, line: int, catch_all: 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse rules YAML ``text``; errors name ``source`` and the line of the offending rule."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
         top_line, rule_lines, catch_line = _rule_lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

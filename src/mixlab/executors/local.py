@@ -55,8 +55,13 @@ def die_with_parent(parent: int, interval: float = 0.5) -> None:
     if os.getppid() != parent:  # the parent died before the death signal was armed
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True).start()
+
+
+def init_worker(parent: int) -> None:
+    """Process-pool initializer of mixlab's workers: die with ``parent``, log to the run's log file."""
     from mixlab.console import worker_setup
 
+    die_with_parent(parent)
     worker_setup()
 
 
@@ -127,7 +132,7 @@ def _map_locked(
     else:
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+            max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
         ) as ex:
             futures = [ex.submit(_run_one, fn, root, s, config, name, fp) for s in todo]
             for fut in as_completed(futures):

@@ -104,9 +104,9 @@ def run_one(
 
 def _worker_init(gpu_queue: Any) -> None:
     """Pin a pool worker to one GPU (before torch initialises CUDA in it); log to the parent's log file."""
-    from mixlab.console import worker_setup
+    from mixlab.executors.local import init_worker
 
-    worker_setup()
+    init_worker(os.getppid())
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
 
