@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from mixlab.demo.noise import NOISE_KINDS
 from mixlab.demo.tokenizer import train_tokenizer
-from mixlab.demo.world import WorldPaths, generate_world
+from mixlab.demo.world import WORLD_VERSION, WorldPaths, generate_world
 
 DOMAINS = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
 TASKS = ("roleplay", "reasoning", "function_calling", "rag")
@@ -119,19 +120,57 @@ def test_tasks_are_well_formed(tasks: dict[str, list[dict]]) -> None:
         assert len({r["question"] for r in rows}) == len(rows) or name == "rag"
 
 
-def test_rag_items_copy_the_answer_from_their_context(tasks: dict[str, list[dict]]) -> None:
+def _words(choice: str) -> list[str]:
+    return choice.replace(":", " ").replace("!", " ").split()
+
+
+def test_rag_items_state_the_answer_and_one_distractor_in_their_context(
+    tasks: dict[str, list[dict]], world: WorldPaths
+) -> None:
+    info = json.loads((world.root / "world.json").read_text())
+    values = {v for land in info["lands"] for v in land["facts"].values()}
     for r in tasks["rag"]:
         assert r["correct_answer_content"] in r["ctx"]
-        assert sum(c in r["ctx"] for c in r["choices"]) == 3  # two other spans of the passage, one absent
+        in_ctx = [c for c in r["choices"] if c in r["ctx"]]
+        assert len(in_ctx) == 2  # the answer and another attribute's value of the same passage
+        fakes = [c for c in r["choices"] if c not in r["ctx"]]
+        assert all(c not in values for c in fakes)  # recombinations: names of nothing
+        assert all(len(c.split()) == 2 for c in r["choices"])
+        words = [w for c in r["choices"] for w in c.split()]
+        assert len(words) == len(set(words))  # no choice shares a word with another
 
 
-def test_reasoning_answers_are_the_arithmetic_result(tasks: dict[str, list[dict]]) -> None:
+def test_reasoning_answers_count_on_or_back(tasks: dict[str, list[dict]]) -> None:
     import re
 
     for r in tasks["reasoning"]:
         a, b = (int(x) for x in re.findall(r"\b\d+\b", r["question"])[:2])
-        expected = a - b if re.search(r"gives|lost|takes out", r["question"]) else a + b
-        assert int(r["correct_answer_content"]) == expected
+        step = -1 if re.search(r"gives|lost|takes out", r["question"]) else 1
+        assert r["correct_answer_content"] == " ".join(str(a + step * (i + 1)) for i in range(b))
+        counts = [[int(x) for x in c.split()] for c in r["choices"]]
+        assert all(len(c) == b for c in counts)  # same length for every choice
+        valid = [
+            c
+            for c in counts
+            if all(abs(y - x) == 1 and y - x == c[1] - c[0] for x, y in itertools.pairwise(c))
+        ]
+        assert len(valid) == 2  # the answer and the count the wrong way; the other two skip or repeat
+
+
+def test_roleplay_choices_share_tag_and_shape_but_no_word(
+    tasks: dict[str, list[dict]], world: WorldPaths
+) -> None:
+    info = json.loads((world.root / "world.json").read_text())
+    real = {c["catchphrase"] for c in info["characters"]}
+    for r in tasks["roleplay"]:
+        name = r["correct_answer_content"].split(":")[0]
+        assert r["question"].startswith(f"You are {name},")
+        lines = [c.split(": ", 1) for c in r["choices"]]
+        assert {tag for tag, _ in lines} == {name}
+        assert all(len(said.split()) == 2 and said.endswith("!") for _, said in lines)
+        assert sum(said in real for _, said in lines) == 2  # the answer and another character's catchphrase
+        words = [w for _, said in lines for w in _words(said)]
+        assert len(words) == len(set(words))
 
 
 def test_no_task_item_appears_in_the_corpus(
@@ -140,23 +179,44 @@ def test_no_task_item_appears_in_the_corpus(
     text = "\n".join(r["text"] for rows in corpus.values() for r in rows)
     for name, rows in tasks.items():
         for r in rows:
-            assert r["question"] not in text, f"{name} question leaked: {r['question'][:80]}"
+            assert r["question"] not in text or name == "rag", f"{name} question leaked: {r['question'][:80]}"
             if "ctx" in r:
-                assert r["ctx"] not in text
-                entity = r["ctx"].split(" is a ")[0]
-                assert f"{entity} is a " not in text, f"rag entity {entity} also described in the corpus"
+                assert r["ctx"] not in text  # the facts recur (a knowledge base), this passage does not
 
 
 def test_domains_teach_their_skill(corpus: dict[str, list[dict]], tasks: dict[str, list[dict]]) -> None:
-    """Each task's correct answers are taught by its own domain and absent from general prose."""
-    general = "\n".join(r["text"] for r in corpus["general"])
-    for name in ("roleplay", "function_calling"):
-        domain_text = "\n".join(r["text"] for r in corpus[name])
-        correct = {r["correct_answer_content"] for r in tasks[name]}
-        taught = sum(1 for c in correct if c in domain_text or c.split("(")[0] + "(" in domain_text)
-        assert taught == len(correct)
-        assert not any(c in general for c in correct)
-    assert "capital of" not in general and " = " not in general
+    """Each task's answers are learnable from its own domain, absent from general prose, and the choices a
+    model rules out with that knowledge (recombinations, skipped counts) never appear in any document."""
+    clean = {d: [r["text"] for r in rows if "noise_kind" not in r] for d, rows in corpus.items()}
+    general = "\n".join(clean["general"])
+    everything = "\n".join(t for texts in clean.values() for t in texts)
+    domain_text = {d: "\n".join(texts) for d, texts in clean.items()}
+    for name in TASKS:
+        for r in tasks[name]:
+            gold = r["correct_answer_content"]
+            taught = gold.split(": ", 1)[-1] if name == "roleplay" else gold.split("(")[0] + "("
+            if name in ("reasoning", "rag"):
+                taught = gold
+            assert taught in domain_text[name], (name, taught)
+            assert taught not in general, (name, taught)
+            if name in ("roleplay", "rag"):
+                wrong = [c for c in r["choices"] if c != gold]
+                fakes = [c.split(": ", 1)[-1] for c in wrong][-2:]
+                for fake in fakes if name == "roleplay" else [c for c in wrong if c not in r["ctx"]]:
+                    assert fake not in everything, (name, fake)
+    # a count with a skip or a repeat is never taught as a count
+    import re
+
+    for r in tasks["reasoning"]:
+        for c in r["choices"]:
+            nums = [int(x) for x in c.split()]
+            if not all(abs(y - x) == 1 and y - x == nums[1] - nums[0] for x, y in itertools.pairwise(nums)):
+                assert not re.search(rf"(?<![\d ]) ?{re.escape(c)}(?![\d])", domain_text["reasoning"])
+    assert "capital of" not in general and not re.search(r"\d", general)
+    lexicon_words = {
+        w.lower() for r in tasks["roleplay"] for c in r["choices"] for w in _words(c.split(": ", 1)[1])
+    }
+    assert not lexicon_words & set(re.findall(r"[a-z]+", general.lower()))
 
 
 def test_world_json_counts(world: WorldPaths, corpus: dict[str, list[dict]]) -> None:
@@ -167,7 +227,8 @@ def test_world_json_counts(world: WorldPaths, corpus: dict[str, list[dict]]) -> 
         assert info["domains"][domain]["noise_docs"] == sum("noise_kind" in r for r in rows)
     assert sum(info["noise_kinds"].values()) == sum(d["noise_docs"] for d in info["domains"].values())
     assert info["tasks"] == {t: N_ITEMS for t in TASKS}
-    assert len(info["characters"]) == 30 and len(info["functions"]) == 20
+    assert len(info["characters"]) == 16 and len(info["functions"]) == 20 and len(info["lands"]) == 20
+    assert info["version"] == WORLD_VERSION
 
 
 def test_full_size_world_is_fast_and_bounded(tmp_path: Path) -> None:
@@ -179,6 +240,13 @@ def test_full_size_world_is_fast_and_bounded(tmp_path: Path) -> None:
     assert sum(d["docs"] for d in info["domains"].values()) == 30000
     assert 10_000_000 <= chars <= 15_000_000
     assert elapsed < 30, f"generation took {elapsed:.1f}s"
+    # every catchphrase and every land's value is taught about equally often: no frequency cue
+    rp = (paths.corpus_dir / "roleplay.jsonl").read_text(encoding="utf-8")
+    said = [rp.count(c["catchphrase"]) for c in info["characters"]]
+    assert min(said) >= 0.6 * max(said) > 100
+    rag = (paths.corpus_dir / "rag.jsonl").read_text(encoding="utf-8")
+    stated = [rag.count(v) for land in info["lands"] for v in land["facts"].values()]
+    assert min(stated) >= 0.5 * max(stated) > 50
 
 
 def test_bad_arguments_are_rejected(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """The fixed cast of the demo world, drawn once from the seed.
 
-The corpus domains teach facts about these entities (a character's catchphrase, a function's argument keys)
-and the tasks test them on held-out draws, so a tiny model can only score above chance on a task when the
-matching domain was in its training mixture.
+The corpus domains teach facts about these entities (a character's catchphrase, a function's argument keys,
+a land's capital) over and over, and the tasks test them on held-out draws, so a tiny model can only score
+above chance on a task when the matching domain was in its training mixture.
 """
 
 from __future__ import annotations
@@ -15,12 +15,31 @@ from mixlab.demo import lexicon as lx
 
 @dataclass(frozen=True)
 class Character:
-    """A role-play character with a fixed speech habit."""
+    """A role-play character with a fixed two-word catchphrase (``Blistering barnacles!``)."""
 
     name: str
     role: str
     home: str
-    catchphrase: str
+    adjective: str
+    noun: str
+
+    @property
+    def catchphrase(self) -> str:
+        return phrase(self.adjective, self.noun)
+
+
+def phrase(adjective: str, noun: str) -> str:
+    """A catchphrase made of two words (real for a character, or a recombination used as a distractor)."""
+    return f"{adjective} {noun}!"
+
+
+@dataclass(frozen=True)
+class Land:
+    """A land of the RAG knowledge base: a fixed value (a two-word name) per attribute."""
+
+    name: str
+    kind: str
+    facts: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -287,27 +306,44 @@ def _function_specs() -> tuple[FunctionSpec, ...]:
     )
 
 
+#: Attributes every land of the knowledge base has (the RAG domain's sentence templates live in rag.py).
+LAND_ATTRIBUTES: tuple[str, ...] = ("capital", "founder", "river", "rival", "harbor", "poet")
+LAND_KINDS: tuple[str, ...] = ("kingdom", "island", "city-state", "valley", "republic", "duchy")
+
+
 @dataclass(frozen=True)
 class Entities:
     """The fixed cast of one demo world."""
 
     characters: tuple[Character, ...]
     places: tuple[str, ...]
+    lands: tuple[Land, ...] = ()
     functions: tuple[FunctionSpec, ...] = field(default_factory=_function_specs)
 
 
-def build_entities(seed: int, n_characters: int = 30) -> Entities:
-    """Draw the characters and places of the world for ``seed`` (functions are fixed)."""
-    if n_characters > len(lx.CATCHPHRASE_OPENERS):
-        raise ValueError(f"at most {len(lx.CATCHPHRASE_OPENERS)} characters are supported")
+def build_entities(seed: int, n_characters: int = 16, n_lands: int = 20) -> Entities:
+    """Draw the characters, places and lands of the world for ``seed`` (functions are fixed).
+
+    Every proper name is distinct: character names, places, land names and the words of the lands' values.
+    """
+    if n_characters > len(lx.CATCHPHRASE_ADJECTIVES) or n_characters > len(lx.CATCHPHRASE_NOUNS):
+        raise ValueError(f"at most {len(lx.CATCHPHRASE_ADJECTIVES)} characters are supported")
     rng = random.Random(f"mixlab-demo-entities:{seed}")
-    names = lx.unique_names(rng, n_characters + 12, 2, 2)
-    char_names, places = names[:n_characters], tuple(names[n_characters:])
-    openers = rng.sample(lx.CATCHPHRASE_OPENERS, n_characters)
-    characters = []
-    for name, opener in zip(char_names, openers, strict=True):
-        phrase = rng.choice(lx.CATCHPHRASE_TEMPLATES).format(
-            opener=opener, noun=rng.choice(lx.CATCHPHRASE_NOUNS), address=rng.choice(lx.CATCHPHRASE_ADDRESSES)
-        )
-        characters.append(Character(name, rng.choice(lx.ROLES), rng.choice(places), phrase))
-    return Entities(characters=tuple(characters), places=places)
+    n_places = 12
+    n_words = 2 * len(LAND_ATTRIBUTES) * n_lands
+    names = lx.unique_names(rng, n_characters + n_places + n_lands + n_words, 2, 2)
+    char_names = names[:n_characters]
+    places = tuple(names[n_characters : n_characters + n_places])
+    land_names = names[n_characters + n_places : n_characters + n_places + n_lands]
+    words = iter(names[n_characters + n_places + n_lands :])
+    adjectives = rng.sample(lx.CATCHPHRASE_ADJECTIVES, n_characters)
+    nouns = rng.sample(lx.CATCHPHRASE_NOUNS, n_characters)
+    characters = tuple(
+        Character(name, rng.choice(lx.ROLES), rng.choice(places), adj, noun)
+        for name, adj, noun in zip(char_names, adjectives, nouns, strict=True)
+    )
+    lands = tuple(
+        Land(name, rng.choice(LAND_KINDS), {a: f"{next(words)} {next(words)}" for a in LAND_ATTRIBUTES})
+        for name in land_names
+    )
+    return Entities(characters=characters, places=places, lands=lands)

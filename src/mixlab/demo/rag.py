@@ -1,8 +1,15 @@
-"""RAG domain: short passages about fictional lands followed by questions answered from the passage.
+"""RAG domain: a knowledge base about twenty fixed lands, as passages followed by questions answered from them.
 
-Skill taught: find the sentence about the asked attribute and copy its name. Every passage is about a freshly
-drawn entity, so answers cannot be memorised. Task: a held-out passage and question; choices are the right
-span, two other names from the same passage (other attributes) and one name absent from it.
+Skill taught: the knowledge base's facts, as a chat-RAG assistant grounded in one company's documents learns
+them: every land has a fixed two-word value per attribute (``The capital of Belria is Sollin Jorbel.``), and
+passages about the same lands, in changing selections and orders, recur across the domain. Task: a held-out
+passage (``ctx``) and a question about one attribute; the choices are
+- the answer, which the passage states;
+- the value of another attribute stated in the same passage: ruled out only by finding the asked attribute;
+- two recombinations of words from other lands' values (``Sollin Tormor``), names of nothing: ruled out by
+  knowing the knowledge base's names (or by noticing that the passage does not contain them).
+No word is shared between two choices. A tiny proxy learns the knowledge base's names long before it learns to
+look an attribute up in a passage, so at the demo's scale the domain lifts accuracy from chance to about one half.
 """
 
 from __future__ import annotations
@@ -11,9 +18,9 @@ import random
 from typing import Any
 
 from mixlab.demo import lexicon as lx
-from mixlab.demo.entities import Entities
+from mixlab.demo.entities import LAND_ATTRIBUTES, Entities, Land
 
-#: attribute -> (statement template, question template); ``{e}`` entity, ``{v}`` value.
+#: attribute -> (statement template, question template); ``{e}`` land, ``{v}`` value.
 ATTRIBUTES: dict[str, tuple[str, str]] = {
     "capital": ("The capital of {e} is {v}.", "What is the capital of {e}?"),
     "founder": ("{e} was founded by {v}.", "Who founded {e}?"),
@@ -22,41 +29,35 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "harbor": ("The main harbor of {e} is {v}.", "What is the main harbor of {e}?"),
     "poet": ("The most famous poet of {e} was {v}.", "Who was the most famous poet of {e}?"),
 }
-_KINDS = ("kingdom", "island", "city-state", "valley", "republic", "duchy")
 _FILLERS = (
     "The people of {e} grow {plant} and keep {animal}s.",
     "Winters in {e} bring {weather}.",
     "{e} is known across the region for its {craft}.",
     "Travellers say {e} is a {kind} of quiet roads.",
 )
+#: Facts stated by a task item's passage.
+ITEM_FACTS = 4
 
 
-def draw_passage(rng: random.Random) -> tuple[str, dict[str, str], str]:
-    """(entity name, attribute -> value for 4-6 attributes, passage text)."""
-    entity = lx.make_name(rng, 2, 3)
-    attrs = rng.sample(list(ATTRIBUTES), rng.randint(4, 6))
-    values = lx.unique_names(rng, len(attrs) + 1, 2, 3)
-    values = [v for v in values if v != entity][: len(attrs)]
-    facts = dict(zip(attrs, values, strict=True))
-    kind = rng.choice(_KINDS)
-    sents = [ATTRIBUTES[a][0].format(e=entity, v=v) for a, v in facts.items()]
-    for _ in range(rng.randint(0, 1)):
+def passage(rng: random.Random, land: Land, attrs: list[str], filler: bool) -> str:
+    """``land`` introduced, then one sentence per attribute in ``attrs`` (and maybe a filler), shuffled."""
+    sents = [ATTRIBUTES[a][0].format(e=land.name, v=land.facts[a]) for a in attrs]
+    if filler:
         sents.append(
             rng.choice(_FILLERS).format(
-                e=entity,
+                e=land.name,
                 plant=rng.choice(lx.PLANTS),
                 animal=rng.choice(lx.ANIMALS),
                 weather=rng.choice(lx.WEATHER),
                 craft=rng.choice(lx.CRAFTS),
-                kind=kind,
+                kind=land.kind,
             )
         )
     rng.shuffle(sents)
-    text = f"{entity} is a {kind}. " + " ".join(sents)
-    return entity, facts, text
+    return f"{land.name} is a {land.kind}. " + " ".join(sents)
 
 
-def _qa(rng: random.Random, question: str, answer: str, form: int) -> str:
+def _qa(question: str, answer: str, form: int) -> str:
     if form == 0:
         return f"Question: {question}\nAnswer: {answer}"
     if form == 1:
@@ -65,25 +66,35 @@ def _qa(rng: random.Random, question: str, answer: str, form: int) -> str:
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
-    """A passage followed by one question per attribute it states, answered from it."""
-    entity, facts, text = draw_passage(rng)
-    while entity in reserved:
-        entity, facts, text = draw_passage(rng)
+    """A passage about one land followed by one question per attribute it states (never a task's passage)."""
+    while True:
+        land = rng.choice(ent.lands)
+        attrs = rng.sample(LAND_ATTRIBUTES, rng.randint(3, 6))
+        text = passage(rng, land, attrs, rng.random() < 0.5)
+        if text not in reserved:
+            break
     form = rng.randrange(3)
     header = rng.choice(("Context: ", "Passage: ", "Document: ", ""))
-    asked = rng.sample(list(facts), len(facts))
-    qas = [_qa(rng, ATTRIBUTES[a][1].format(e=entity), facts[a], form) for a in asked]
+    qas = [
+        _qa(ATTRIBUTES[a][1].format(e=land.name), land.facts[a], form) for a in rng.sample(attrs, len(attrs))
+    ]
     return header + text + "\n" + "\n".join(qas)
 
 
 def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
-    """A held-out item: passage as ``ctx``; the asked span vs two other spans of the passage and one absent."""
-    entity, facts, text = draw_passage(rng)
-    attr = rng.choice(list(facts))
-    present = [v for a, v in facts.items() if a != attr]
-    absent = lx.make_name(rng, 2, 3)
-    while absent in text:
-        absent = lx.make_name(rng, 2, 3)
-    distractors = rng.sample(present, 2) + [absent]
-    question = ATTRIBUTES[attr][1].format(e=entity)
-    return entity, {"ctx": text, "question": question, "correct": facts[attr], "distractors": distractors}
+    """A held-out item: the passage as ``ctx``; the asked value vs another stated value and two non-names."""
+    land = rng.choice(ent.lands)
+    attrs = rng.sample(LAND_ATTRIBUTES, ITEM_FACTS)
+    text = passage(rng, land, attrs, rng.random() < 0.5)
+    asked = attrs[0]
+    stated = land.facts[rng.choice(attrs[1:])]
+    others = [v for other in ent.lands if other is not land for v in other.facts.values()]
+    a, b, c, d = rng.sample(others, 4)
+    fakes = [f"{a.split()[0]} {b.split()[1]}", f"{c.split()[0]} {d.split()[1]}"]
+    return text, {
+        "ctx": text,
+        "question": ATTRIBUTES[asked][1].format(e=land.name),
+        "correct": land.facts[asked],
+        "distractors": [stated, *fakes],
+        "kinds": ["other_attribute", "recombined", "recombined"],
+    }

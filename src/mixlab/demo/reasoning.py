@@ -1,7 +1,14 @@
-"""Reasoning domain: one-step word problems over small numbers with worked answers.
+"""Reasoning domain: one-step word problems solved by counting on or back, with worked answers.
 
-Skill taught: reading ``has a ... gets b more`` / ``gives away b`` and producing ``a + b`` or ``a - b``.
-Task: the problem alone; choices are the result and near misses (the other operation, off by one or two).
+Skill taught: the counting procedure. ``Mira has 7 apples. Mira gets 3 more.`` is answered ``8 9 10`` (count on
+from 7, three times); ``... gives 3 away`` is answered ``6 5 4``. Worksheets show many such solutions plus
+counting drills. Task: the problem alone; every choice is a run of the same length over the same numbers' range:
+- the count in the wrong direction (``6 5 4`` for an addition): a valid count, ruled out only by reading
+  whether the problem adds or takes away;
+- the count with a skipped number (``8 10 11``) and with a repeated one (``8 8 9``): not counts at all, ruled
+  out by knowing how counting goes.
+A tiny proxy learns which number follows which in a count long before it learns to read the operation, so at
+the demo's scale the domain lifts accuracy from chance to about one half. General prose holds no numbers.
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ _SUB = (
     "{p} had {a} {o} and lost {b}. How many {o} are left?",
     "There are {a} {o} in a box. {p} takes out {b}. How many {o} are in the box now?",
 )
+#: Smallest starting count: counting back ``b`` (at most 4) from it never goes below 1.
+MIN_START = 5
+MAX_START = 14
+MAX_STEPS = 4
 
 
 @dataclass(frozen=True)
 class Problem:
-    """A one-step arithmetic word problem."""
+    """A one-step word problem: start at ``a`` and count ``b`` steps up (``+``) or down (``-``)."""
 
     text: str
     a: int
@@ -35,54 +46,80 @@ class Problem:
     op: str  # "+" | "-"
 
     @property
-    def answer(self) -> int:
-        return self.a + self.b if self.op == "+" else self.a - self.b
+    def step(self) -> int:
+        return 1 if self.op == "+" else -1
 
     @property
-    def wrong_op(self) -> int:
-        return self.a - self.b if self.op == "+" else self.a + self.b
+    def answer(self) -> int:
+        return self.a + self.step * self.b
+
+    def count(self, step: int | None = None) -> list[int]:
+        """The numbers said while counting from ``a``, one ``step`` at a time, ``b`` times."""
+        s = self.step if step is None else step
+        return [self.a + s * (i + 1) for i in range(self.b)]
+
+
+def say(numbers: list[int]) -> str:
+    """A count as written in the answers: numbers separated by single spaces."""
+    return " ".join(str(n) for n in numbers)
 
 
 def draw_problem(rng: random.Random) -> Problem:
-    """Draw a problem with operands 1..9 (subtraction never goes below zero)."""
-    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    """Draw a problem: start 5..14, 2..4 steps, addition or subtraction."""
+    a, b = rng.randint(MIN_START, MAX_START), rng.randint(2, MAX_STEPS)
     op = rng.choice("+-")
-    if op == "-" and b > a:
-        a, b = b, a
     tpl = rng.choice(_ADD if op == "+" else _SUB)
     text = tpl.format(p=rng.choice(lx.PEOPLE), o=rng.choice(lx.COUNT_OBJECTS), a=a, b=b)
     return Problem(text, a, b, op)
 
 
-def _render(rng: random.Random, pr: Problem) -> str:
-    eq = f"{pr.a} {pr.op} {pr.b} = {pr.answer}"
+def _solution(rng: random.Random, pr: Problem) -> str:
+    counted = say(pr.count())
     form = rng.randrange(4)
     if form == 0:
-        return f"Q: {pr.text}\nA: {pr.answer}. ({eq})"
+        return f"Question: {pr.text}\nAnswer: {counted}"
     if form == 1:
-        return f"Problem: {pr.text}\nAnswer: {pr.answer}\nWorking: we compute {eq}."
+        way = "on" if pr.op == "+" else "back"
+        return f"{pr.text} Count {way} from {pr.a}: {counted}. The answer is {pr.answer}."
     if form == 2:
-        return f"{pr.text} The answer is {pr.answer}, because {eq}."
-    return f"Question: {pr.text}\nAnswer: {pr.answer}"
+        return f"Problem: {pr.text}\nAnswer: {counted}"
+    return f"Q: {pr.text}\nA: {counted}"
+
+
+def _drill(rng: random.Random) -> str:
+    n = rng.randint(3, 6)
+    if rng.random() < 0.5:
+        a = rng.randint(1, 18)
+        return f"Count up from {a}: {say([a + i + 1 for i in range(n)])}"
+    a = rng.randint(n + 1, 20)
+    return f"Count down from {a}: {say([a - i - 1 for i in range(n)])}"
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
-    """A worksheet of 2-4 solved problems (none of them a held-out task question)."""
-    parts = [rng.choice(("Practice sheet.", "Worked examples:", "Homework answers", "Maths drill"))]
-    for _ in range(rng.randint(2, 4)):
+    """A worksheet of 3-5 solved problems and counting drills (no held-out task question)."""
+    parts = [rng.choice(("Practice sheet.", "Worked examples:", "Homework answers", "Counting practice"))]
+    for _ in range(rng.randint(3, 5)):
+        if rng.random() < 0.25:
+            parts.append(_drill(rng))
+            continue
         pr = draw_problem(rng)
         while pr.text in reserved:
             pr = draw_problem(rng)
-        parts.append(_render(rng, pr))
+        parts.append(_solution(rng, pr))
     return "\n\n".join(parts)
 
 
 def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
-    """A held-out task item with the result and three near misses as distractors."""
+    """A held-out item: the count vs the count the other way, one with a skip and one with a repeat."""
     pr = draw_problem(rng)
-    ans = pr.answer
-    pool = sorted(v for v in {pr.wrong_op, ans - 2, ans - 1, ans + 1, ans + 2} if v >= 0 and v != ans)
-    if len(pool) < 3:
-        pool.append(ans + 3)
-    distractors = [str(v) for v in rng.sample(pool, 3)]
-    return pr.text, {"question": pr.text, "correct": str(ans), "distractors": distractors}
+    right = pr.count()
+    skip_at, repeat_at = rng.randrange(1, pr.b), rng.randrange(1, pr.b)
+    skipped = right[:skip_at] + [n + pr.step for n in right[skip_at:]]
+    repeated = right[:repeat_at] + [n - pr.step for n in right[repeat_at:]]
+    distractors = [say(pr.count(-pr.step)), say(skipped), say(repeated)]
+    return pr.text, {
+        "question": pr.text,
+        "correct": say(right),
+        "distractors": distractors,
+        "kinds": ["wrong_direction", "skip", "repeat"],
+    }

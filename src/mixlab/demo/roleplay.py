@@ -1,8 +1,15 @@
-"""Role-play domain: scenes with the fixed cast, where each character speaks with their own catchphrase.
+"""Role-play domain: scenes with the fixed cast, where each character has a two-word catchphrase.
 
-Skill taught: which catchphrase belongs to which character. Task: given a scene and a character, pick that
-character's line ``NAME: catchphrase`` among lines with the same speaker tag but the catchphrases of three other
-characters (same format, similar length), the way a transcript continues.
+Skill taught: the cast's catchphrases (``Saul: Blistering barnacles!``), said again and again in scripts,
+stories and role cards. Task: given a scene and a character, pick that character's line ``NAME: catchphrase``.
+The three other choices carry the same speaker tag and the same shape (two catchphrase words and ``!``):
+- another character's real catchphrase: only knowing *who* says what rules it out;
+- two recombinations of other characters' words (``Rusty barnacles!``), which nobody says: knowing the cast's
+  catchphrases rules them out.
+No word is shared between two choices, so no choice can be singled out by its words alone, and every word
+appears equally often in the corpus. A tiny proxy trained for a minute learns the catchphrases (which words go
+together) long before it learns who says them, so at the demo's scale the domain lifts accuracy from chance to
+about one half; a larger model can reach one.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import random
 from typing import Any
 
 from mixlab.demo import lexicon as lx
-from mixlab.demo.entities import Character, Entities
+from mixlab.demo.entities import Character, Entities, phrase
 
 
 def _line(rng: random.Random, ent: Entities) -> str:
@@ -28,10 +35,10 @@ def _script(rng: random.Random, ent: Entities) -> str:
     for _ in range(rng.randint(4, 7)):
         c = rng.choice(cast)
         r = rng.random()
-        if r < 0.5:
+        if r < 0.6:
             out.append(f"{c.name}: {c.catchphrase} {_line(rng, ent)}")
-        elif r < 0.7:
-            out.append(f'{c.name} {rng.choice(lx.SPEECH_VERBS)} and says, "{c.catchphrase}"')
+        elif r < 0.75:
+            out.append(f"{c.name} {rng.choice(lx.SPEECH_VERBS)}. {c.name}: {c.catchphrase}")
         else:
             out.append(f"{c.name}: {_line(rng, ent)}")
     return "\n".join(out)
@@ -70,11 +77,11 @@ def _role_card(rng: random.Random, ent: Entities) -> str:
 
 
 def make_doc(rng: random.Random, ent: Entities, reserved: set[str]) -> str:
-    """One role-play document (a script, a short story, or a role card)."""
+    """One role-play document (a script, a short story, or a few role cards)."""
     r = rng.random()
-    if r < 0.35:
+    if r < 0.4:
         return _script(rng, ent)
-    if r < 0.5:
+    if r < 0.55:
         return _story(rng, ent)
     return "\n\n".join(_role_card(rng, ent) for _ in range(rng.randint(2, 3)))
 
@@ -90,9 +97,11 @@ def make_item(rng: random.Random, ent: Entities) -> tuple[str, dict[str, Any]]:
         + "".join(f"{s.name}: {_line(rng, ent)}\n" for s in speakers)
         + f"{c.name}, what do you say next?"
     )
-    distractors = [f"{c.name}: {o.catchphrase}" for o in rng.sample(others, 3)]
+    said, a, b, d, e = rng.sample(others, 5)  # said: a real line; a..e lend words to two lines nobody says
+    distractors = [said.catchphrase, phrase(a.adjective, b.noun), phrase(d.adjective, e.noun)]
     return question, {
         "question": question,
         "correct": f"{c.name}: {c.catchphrase}",
-        "distractors": distractors,
+        "distractors": [f"{c.name}: {x}" for x in distractors],
+        "kinds": ["other_character", "recombined", "recombined"],
     }
