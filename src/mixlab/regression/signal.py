@@ -29,6 +29,7 @@ from mixlab.regression.validation import cv_predictions, score_predictions
 
 __all__ = [
     "DIRECTIONS",
+    "SCREENED",
     "MetricEvidence",
     "choose_metric",
     "collapse_repeats",
@@ -47,6 +48,10 @@ DIRECTIONS: dict[str, str] = {
     "correct_prob": "max",
     "margin": "max",
 }
+
+
+#: Metrics screened by default: acc_bytes is left out (it equals acc_norm on ASCII choices).
+SCREENED = ("acc", "acc_norm", "gold_bpb", "correct_prob", "margin")
 
 
 def mixture_groups(ratios: pd.DataFrame, decimals: int = 9) -> pd.Series:
@@ -159,7 +164,7 @@ def signal_table(
     ratios: pd.DataFrame,
     metrics: pd.DataFrame,
     tasks: Sequence[str],
-    metrics_to_try: Sequence[str] = tuple(DIRECTIONS),
+    metrics_to_try: Sequence[str] = SCREENED,
     model: str = "gp",
     folds: int = 5,
     seed: int = 0,

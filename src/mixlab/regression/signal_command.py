@@ -10,7 +10,7 @@ import pandas as pd
 
 from mixlab.pool.pool import atomic_write_text
 from mixlab.regression.models import MODEL_NAMES
-from mixlab.regression.signal import DIRECTIONS, choose_metric, signal_table
+from mixlab.regression.signal import DIRECTIONS, SCREENED, choose_metric, signal_table
 from mixlab.regression.targets import align_swarm
 
 
@@ -57,7 +57,7 @@ def _cmd_signal(args: argparse.Namespace) -> int:
     tasks = args.tasks.split(",") if args.tasks else tasks_in(metrics)
     if not tasks:
         raise ValueError(f"{args.metrics}: no <task>/<metric> columns")
-    wanted = args.metrics_to_try.split(",") if args.metrics_to_try else list(DIRECTIONS)
+    wanted = args.metrics_to_try.split(",") if args.metrics_to_try else list(SCREENED)
     table = signal_table(ratios, metrics, tasks, wanted, model=args.model, folds=args.folds, seed=args.seed)
     objectives = list(dict.fromkeys(table["objective"]))
     chosen = {o: choose_metric(table, o, min_snr=args.min_snr) for o in objectives}
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("ratios", help="ratios.csv (repeated mixtures are identical rows)")
     p.add_argument("metrics", help="metrics.csv with <task>/<metric> columns")
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: every task found)")
-    p.add_argument("--metrics-to-try", default=None, help="comma-separated metric names (default: all known)")
+    p.add_argument("--metrics-to-try", default=None, help="comma-separated metric names (default: acc, acc_norm, gold_bpb, correct_prob, margin)")
     p.add_argument(
         "--model", default="gp", choices=MODEL_NAMES, help="regressor for the out-of-fold Spearman"
     )
