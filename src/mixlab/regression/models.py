@@ -443,7 +443,10 @@ class EnsembleRegressor(RegressorMixin, BaseEstimator):
 
 
 class AutoRegressor(RegressorMixin, BaseEstimator):
-    """Pick the best of ``candidates`` by K-fold CV on the training runs, then fit it on all of them."""
+    """Pick the best of ``candidates`` by K-fold CV on the training runs, then fit it on all of them.
+
+    The pick may be an ensemble of the candidates CV cannot separate (see ``select_model``).
+    """
 
     def __init__(
         self,

@@ -9,8 +9,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import pearsonr, rankdata, spearmanr
 from sklearn.model_selection import KFold
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.regression.models import AUTO_CANDIDATES, make_regressor, single_thread_blas
 
 
