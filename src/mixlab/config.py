@@ -139,6 +139,12 @@ class PipelineConfig(_Strict):
     workdir: str = Field(description="folder for every artefact of the run")
     seed: int = Field(0, description="seed for sampling, selection and training")
     workers: int = Field(1, ge=1, description="processes for shard stages and proxy runs")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where shard stages and proxy runs run: local processes or Ray tasks"
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (executor ray); None starts Ray here with `workers` CPUs"
+    )
     ingest: IngestSection
     partition: PartitionConfig = Field(default_factory=PartitionConfig)
     quality: QualityConfig | None = Field(default_factory=QualityConfig)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mixlab.config import PipelineConfig
+from mixlab.executors import Executor, Resources, make_executor
 from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool, atomic_write_text
 from mixlab.swarm import read_metrics, read_ratios, write_ratios
@@ -111,7 +112,12 @@ def eval_config(cfg: PipelineConfig) -> Any:
     )
 
 
-def prepare_pool(cfg: PipelineConfig) -> Pool:
+def pipeline_executor(cfg: PipelineConfig) -> Executor:
+    """The executor of the pipeline file (``executor``, ``workers``, ``ray_address``)."""
+    return make_executor(cfg.executor, cfg.workers, cfg.ray_address)
+
+
+def prepare_pool(cfg: PipelineConfig, executor: Executor | None = None) -> Pool:
     """ingest, then annotate: domains, quality, duplicates, contamination (each skipped when done)."""
     from mixlab.dedup.config import DecontamConfig
     from mixlab.dedup.stage import decontaminate_pool, dedup_pool
@@ -130,13 +136,14 @@ def prepare_pool(cfg: PipelineConfig) -> Pool:
         decode_tokenizer=ing.decode_tokenizer,
         on_error=ing.on_error,
     )
-    partition_pool(pool, cfg.partition, workers=cfg.workers)
+    executor = executor or pipeline_executor(cfg)
+    partition_pool(pool, cfg.partition, executor=executor)
     if cfg.quality is not None:
-        score_quality(pool, cfg.quality, workers=cfg.workers)
+        score_quality(pool, cfg.quality, executor=executor)
     if cfg.dedup is not None:
-        dedup_pool(pool, cfg.dedup, workers=cfg.workers)
+        dedup_pool(pool, cfg.dedup, executor=executor)
     if cfg.decontaminate:
-        decontaminate_pool(pool, DecontamConfig(tasks=dict(cfg.evaluation.tasks)), workers=cfg.workers)
+        decontaminate_pool(pool, DecontamConfig(tasks=dict(cfg.evaluation.tasks)), executor=executor)
     return pool
 
 
@@ -183,11 +190,13 @@ def run_swarm_step(
     ratios: pd.DataFrame,
     name: str = "swarm",
     scale: float = 1.0,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate one proxy per mixture row; finished runs are skipped, failures recorded.
 
     ``scale`` multiplies the proxies' training tokens (selection budget and steps). A run whose mixture
-    changed since it finished (e.g. a new optimum) is trained again.
+    changed since it finished (e.g. a new optimum) is trained again. Runs go to ``executor`` (default:
+    the pipeline file's), each asking for the proxy's threads as CPUs and, on CUDA, one GPU.
     """
     from mixlab.proxies.swarm import run_swarm
 
@@ -202,6 +211,8 @@ def run_swarm_step(
         proxy = proxy.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // cfg.workers)})
     out_dir = work / name
     _forget_changed_runs(ratios, out_dir)
+    executor = executor or pipeline_executor(cfg)
+    on_gpu = proxy.device == "cuda" or (proxy.device == "auto" and executor.total_gpus() > 0)
     return run_swarm(
         ratios,
         make_data=partial(make_selection, str(pool.root), select.model_dump_json(), str(work)),
@@ -209,7 +220,8 @@ def run_swarm_step(
         evaluate=evaluate,
         out_dir=out_dir,
         metrics_csv=out_dir / "metrics.csv",
-        workers=cfg.workers,
+        executor=executor,
+        resources=Resources(cpus=float(proxy.num_threads or 1), gpus=1.0 if on_gpu else 0.0),
     )
 
 
@@ -482,7 +494,7 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
         log.info("%s done in %.1fs", name, timings[name])
 
     t0 = time.perf_counter()
-    pool = prepare_pool(cfg)
+    pool = prepare_pool(cfg, pipeline_executor(cfg))
     timed("annotate", t0)
 
     t0 = time.perf_counter()

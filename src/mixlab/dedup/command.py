@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from mixlab.dedup.config import DecontamConfig, DedupConfig
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
 from mixlab.yamlconfig import load_section
 
@@ -35,7 +36,13 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
     if args.exact_only:
         values["near"] = False
     config = DedupConfig(**values)
-    summary = dedup_pool(Pool.open(args.pool), config, workers=args.workers, force=args.force)
+    summary = dedup_pool(
+        Pool.open(args.pool),
+        config,
+        workers=args.workers,
+        force=args.force,
+        executor=executor_from_args(args),
+    )
     state = " (already done)" if summary["skipped"] else ""
     print(
         f"dedup {args.pool}{state}: {summary['docs']} documents, {summary['clusters']} kept "
@@ -56,7 +63,13 @@ def _cmd_decontam(args: argparse.Namespace) -> int:
         if getattr(args, flag) is not None:
             values[field] = getattr(args, flag)
     config = DecontamConfig(**values)
-    summary = decontaminate_pool(Pool.open(args.pool), config, workers=args.workers, force=args.force)
+    summary = decontaminate_pool(
+        Pool.open(args.pool),
+        config,
+        workers=args.workers,
+        force=args.force,
+        executor=executor_from_args(args),
+    )
     state = " (already done)" if summary["skipped"] else ""
     print(
         f"decontam {args.pool}{state}: {summary['docs']} documents, {summary['contaminated']} contaminated "
@@ -74,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d.add_argument("--exact-only", action="store_true", help="skip near-duplicate detection")
     d.add_argument("--workers", type=int, default=1, help="worker processes for the per-shard pass")
     d.add_argument("--force", action="store_true", help="recompute even if already done")
+    add_executor_arguments(d)
     d.set_defaults(func=_cmd_dedup)
 
     c = sub.add_parser("decontam", help="flag documents overlapping evaluation tasks; attribute 'decontam'")
@@ -87,4 +101,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--min-coverage", type=float, default=None, help="least covered fraction of a task field")
     c.add_argument("--workers", type=int, default=1, help="worker processes")
     c.add_argument("--force", action="store_true", help="recompute even if already done")
+    add_executor_arguments(c)
     c.set_defaults(func=_cmd_decontam)

@@ -2,7 +2,7 @@
 
 ``dedup_pool`` runs in three steps (docs/ARCHITECTURE.md "whole-corpus fit"):
 
-1. per shard (``map_shards``, skips finished shards): the exact hash of the normalised text, the word
+1. per shard (the executor's ``map_shards``, skips finished shards): the exact hash of the normalised text, the word
    count and the MinHash signature -> intermediate attribute ``dedup_signatures``;
 2. globally: exact groups + verified MinHash LSH pairs among distinct texts -> union-find clusters ->
    one representative per cluster; the state is saved as ``attrs/dedup/clusters.npz``;
@@ -35,7 +35,7 @@ from mixlab.dedup.decontam import TaskIndex
 from mixlab.dedup.exact import text_hash
 from mixlab.dedup.minhash import permutations, signatures_from_word_hashes
 from mixlab.dedup.normalize import WordHasher, words
-from mixlab.executors.local import map_shards
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.pool.pool import Pool, atomic_write_bytes, fingerprint
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ DEDUP_ATTR = "dedup"
 SIGNATURE_ATTR = "dedup_signatures"
 DECONTAM_ATTR = "decontam"
 CLUSTERS_FILE = "clusters.npz"
+#: What one shard of signatures or of task matching needs.
+SHARD_RESOURCES = Resources(cpus=1)
 
 
 # -- step 1: per-shard signatures ---------------------------------------------------------------------
@@ -118,21 +120,26 @@ def _priority(pool: Pool, config: DedupConfig) -> np.ndarray | None:
 
 
 def dedup_pool(
-    pool: Pool, config: DedupConfig | None = None, workers: int = 1, force: bool = False
+    pool: Pool,
+    config: DedupConfig | None = None,
+    workers: int = 1,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Find exact and near duplicates across all shards of ``pool`` and write the ``dedup`` attribute.
 
     Returns a summary: ``docs``, ``clusters`` (kept documents: one per cluster, singletons included),
     ``duplicate_clusters`` (clusters of two or more), ``duplicates`` (``{"exact": .., "near": ..}``, the
     documents not kept), ``largest_cluster``, ``representative_basis`` and ``skipped`` (true when
-    everything was already done with this configuration).
+    everything was already done with this configuration). The per-shard signatures run on ``executor``
+    (default: a local pool of ``workers`` processes).
     """
     config = config or DedupConfig()
     with pool.lock(DEDUP_ATTR):
-        return _dedup_locked(pool, config, workers, force)
+        return _dedup_locked(pool, config, resolve_executor(executor, workers), force)
 
 
-def _dedup_locked(pool: Pool, config: DedupConfig, workers: int, force: bool) -> dict[str, Any]:
+def _dedup_locked(pool: Pool, config: DedupConfig, executor: Executor, force: bool) -> dict[str, Any]:
     info_path = pool.attr_dir(DEDUP_ATTR) / "attr.json"
     with pool.lock("quality"):  # the quality attribute may not change while representatives are chosen
         basis = _basis(pool, config)
@@ -146,12 +153,12 @@ def _dedup_locked(pool: Pool, config: DedupConfig, workers: int, force: bool) ->
 
     # step 1: signatures (recomputed when their settings changed)
     sig_fp = fingerprint(_signature_key(config))
-    map_shards(
+    executor.map_shards(
         signature_shard,
         pool,
         SIGNATURE_ATTR,
         config,
-        workers,
+        resources=SHARD_RESOURCES,
         force=force,
         desc="dedup signatures",
         fp=sig_fp,
@@ -270,13 +277,18 @@ def decontam_shard(pool_root: str, shard: str, config: DecontamConfig) -> pa.Tab
 
 
 def decontaminate_pool(
-    pool: Pool, config: DecontamConfig, workers: int = 1, force: bool = False
+    pool: Pool,
+    config: DecontamConfig,
+    workers: int = 1,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Flag documents of ``pool`` that contain evaluation task items; write the ``decontam`` attribute.
 
     Returns ``docs``, ``contaminated`` (total), ``per_task`` (contaminated documents per task, every task
     listed), ``overlapping`` (documents sharing at least one n-gram with a task, contaminated or not),
     ``shards_computed`` and ``skipped``. Contaminated documents are excluded by selection by default.
+    Shards run on ``executor`` (default: a local pool of ``workers`` processes).
     """
     if not config.tasks:
         raise ValueError("decontam: no task files given (tasks: NAME -> FILE)")
@@ -285,12 +297,12 @@ def decontaminate_pool(
             raise FileNotFoundError(f"decontam: task {name!r}: file {path} does not exist")
     key = _decontam_key(config)
     with pool.lock(DECONTAM_ATTR):
-        computed = map_shards(
+        computed = resolve_executor(executor, workers).map_shards(
             decontam_shard,
             pool,
             DECONTAM_ATTR,
             config,
-            workers,
+            resources=SHARD_RESOURCES,
             force=force,
             desc="decontam",
             fp=fingerprint(key),

@@ -10,6 +10,7 @@ from mixlab.domains.config import ClusterConfig, load_partition_config
 from mixlab.domains.methods import read_source_summaries
 from mixlab.domains.partition import cluster_pool, partition_pool
 from mixlab.evaluation.tasks import parse_task_specs
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
 
 
@@ -32,7 +33,9 @@ def _cmd_partition(args: argparse.Namespace) -> int:
         args.config, method=method, rules_file=args.rules, seeds=args.seeds, tasks=tasks, pin_sources=pins
     )
     pool = Pool.open(args.pool)
-    summary = partition_pool(pool, config, workers=args.workers, force=args.force)
+    summary = partition_pool(
+        pool, config, workers=args.workers, force=args.force, executor=executor_from_args(args)
+    )
     print(
         f"domains of {pool.root} ({summary['method']}): {summary['n_docs']} documents, {summary['n_tokens']} tokens"
     )
@@ -60,7 +63,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     pool = Pool.open(args.pool)
-    summaries = cluster_pool(pool, config, workers=args.workers, force=args.force)
+    summaries = cluster_pool(
+        pool, config, workers=args.workers, force=args.force, executor=executor_from_args(args)
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summaries, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -114,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--workers", type=int, default=1, help="processes for the per-shard apply")
     p.add_argument("--force", action="store_true", help="redo all shards (and refit)")
+    add_executor_arguments(p)
     p.set_defaults(func=_cmd_partition)
 
     c = sub.add_parser("cluster", help="unsupervised clusters with summaries (attribute 'clusters')")
@@ -131,4 +137,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--out", required=True, help="summaries JSON to write")
     c.add_argument("--workers", type=int, default=1, help="processes for the per-shard apply")
     c.add_argument("--force", action="store_true", help="refit and redo all shards")
+    add_executor_arguments(c)
     c.set_defaults(func=_cmd_cluster)

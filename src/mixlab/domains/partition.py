@@ -4,7 +4,8 @@ Methods: ``rules`` (ordered YAML rules), ``classifier`` (hashed n-gram model tra
 ``rules+classifier`` (high-confidence rules, else the classifier; or a blend), ``embedding`` (MiniLM
 embeddings + logistic regression) and ``clusters`` (k-means clusters as domains). Whole-corpus fits
 (classifiers, k-means) run first and save their state in ``attrs/domains/``; the per-shard apply is then
-mapped with :func:`mixlab.executors.local.map_shards`, which skips finished shards.
+mapped by the executor handed in (:meth:`mixlab.executors.Executor.map_shards`), which skips finished
+shards.
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.domains.clusters import ClusterModel
 from mixlab.domains.config import PartitionConfig
 from mixlab.domains.embedding_classifier import EmbeddingClassifier
 from mixlab.domains.hashed_classifier import HashedNgramClassifier
 from mixlab.domains.methods import METHODS, check_pinned_sources, pin_sources
 from mixlab.domains.rules import RuleSet, load_rules
-from mixlab.executors.local import map_shards
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.pool.pool import Pool, PoolError, fingerprint
 
 ATTR = "domains"
 HASHED_STATE = "hashed_classifier"
 EMBEDDING_STATE = "embedding_classifier"
 CLUSTER_STATE = "clusters_model"
+#: What labelling one shard needs (rules, a hashed classifier, k-means or MiniLM inference on CPU).
+SHARD_RESOURCES = Resources(cpus=1)
 
 
 def id_rank(doc_id: str, salt: str = "mixlab-seeds") -> int:
@@ -276,13 +279,18 @@ def _fit(pool: Pool, config: PartitionConfig) -> dict[str, Any]:
 
 
 def partition_pool(
-    pool: Pool, config: PartitionConfig, workers: int = 1, force: bool = False
+    pool: Pool,
+    config: PartitionConfig,
+    workers: int = 1,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Write the ``domains`` attribute of ``pool`` and return a summary.
 
     The summary has ``method``, ``domains`` (``{domain: {"docs": n, "tokens": t}}``), ``n_docs``,
     ``n_tokens``, ``computed_shards`` and, when a model was fitted, ``fit`` (seed counts or clusters).
-    A rerun with the same config skips finished shards; a different config needs ``force``.
+    A rerun with the same config skips finished shards; a different config needs ``force``. Shards run
+    on ``executor`` (default: a local pool of ``workers`` processes).
     """
     check_pinned_sources(pool, config.pin_sources)
     info = _fingerprint(config)
@@ -309,12 +317,12 @@ def partition_pool(
         if not (pool.attr_dir(ATTR) / state_file).exists():
             fit_info = _fit(pool, config)
     pool.write_attr_info(ATTR, {**info, "fit": fit_info} if fit_info else info)
-    done = map_shards(
+    done = resolve_executor(executor, workers).map_shards(
         partition_shard,
         pool,
         ATTR,
         config,
-        workers=workers,
+        resources=SHARD_RESOURCES,
         desc=f"partition ({config.method})",
         fp=fingerprint(info),  # markers carry config + rules + seeds: a mix of two never reads complete
     )
@@ -355,7 +363,9 @@ def cluster_shard(pool_root: str, shard: str, config: Any) -> pa.Table:
     )
 
 
-def cluster_pool(pool: Pool, config: Any, workers: int = 1, force: bool = False) -> list[dict[str, Any]]:
+def cluster_pool(
+    pool: Pool, config: Any, workers: int = 1, force: bool = False, executor: Executor | None = None
+) -> list[dict[str, Any]]:
     """Fit clusters on a hash-sample of ``pool``, write the ``clusters`` attribute, return cluster summaries.
 
     ``config`` is a :class:`~mixlab.domains.config.ClusterConfig`. Each summary has ``cluster``,
@@ -375,7 +385,9 @@ def cluster_pool(pool: Pool, config: Any, workers: int = 1, force: bool = False)
         ids, texts = sample_pool(pool, config.fit_sample)
         ClusterModel(config).fit(texts, ids).save(folder / CLUSTER_STATE)
     pool.write_attr_info(CLUSTERS_ATTR, info)
-    map_shards(cluster_shard, pool, CLUSTERS_ATTR, config, workers=workers, desc="clusters")
+    resolve_executor(executor, workers).map_shards(
+        cluster_shard, pool, CLUSTERS_ATTR, config, resources=SHARD_RESOURCES, desc="clusters"
+    )
     model = ClusterModel.load(folder / CLUSTER_STATE)
     attr = pool.read_attr(CLUSTERS_ATTR, columns=["cluster"])
     tokens = pool.read_docs(["id", "n_tokens"])["n_tokens"].to_numpy()

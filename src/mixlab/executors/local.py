@@ -1,38 +1,49 @@
-"""Local executor: map a shard stage over a pool's shards in a process pool, skipping finished shards.
+"""Local executor: one machine's process pool (the default back end of :class:`~mixlab.executors.base.Executor`).
 
-A shard stage is a plain function ``fn(pool_root, shard, config) -> pyarrow.Table`` returning one row
-per document of the shard (in shard order). The executor writes the table as the sidecar attribute
-``name`` with a completion marker holding the config's fingerprint, so a crashed run can be rerun and
-only unfinished shards are redone, and a run with another config redoes every shard (replacing the old
-attribute shard by shard); the output of a shard does not depend on which worker computed it.
+With ``workers <= 1`` (or a single call) calls run in this process, one after another; otherwise in a
+``spawn`` process pool of ``workers`` processes. Declared :class:`~mixlab.executors.base.Resources` are
+not scheduled on one machine (``workers`` is the concurrency), except that ``gpus`` pins each worker
+process to one of the given CUDA devices.
 
 Worker processes die with their parent: on Linux the kernel kills them (``PR_SET_PDEATHSIG``), and on
-every platform a watchdog thread exits a worker whose parent has gone.
+every platform a watchdog thread exits a worker whose parent has gone. They log to the run's log file.
+
+:func:`map_shards` is the module-level form kept for callers written before the executor interface
+(``map_shards(fn, pool, name, config, workers)``); stages are handed an executor instead.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any
 
-import pyarrow as pa
+from mixlab.executors.base import (
+    DEFAULT_RESOURCES,
+    Executor,
+    Outcome,
+    Resources,
+    ShardFn,
+    config_fingerprint,
+)
+from mixlab.pool.pool import Pool
 
-from mixlab.console import tqdm
-from mixlab.pool.pool import Pool, fingerprint
-
-log = logging.getLogger(__name__)
-
-ShardFn = Callable[[str, str, Any], pa.Table]
+__all__ = [
+    "LocalExecutor",
+    "ShardFn",
+    "config_fingerprint",
+    "die_with_parent",
+    "init_worker",
+    "map_shards",
+]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -57,26 +68,59 @@ def die_with_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=_watch_parent, args=(parent, interval), daemon=True).start()
 
 
-def init_worker(parent: int) -> None:
-    """Process-pool initializer of mixlab's workers: die with ``parent``, log to the run's log file."""
+def init_worker(parent: int, gpu_queue: Any = None) -> None:
+    """Process-pool initializer of mixlab's workers: die with ``parent``, log to the run's log file, and
+    (with a queue of GPU ids) take one GPU before torch initialises CUDA in this process."""
     from mixlab.console import worker_setup
 
     die_with_parent(parent)
     worker_setup()
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
 
 
-def config_fingerprint(config: Any) -> str:
-    """Fingerprint of a stage config (a pydantic model, a dataclass-like mapping or plain JSON data)."""
-    if hasattr(config, "model_dump"):
-        return fingerprint(config.model_dump(mode="json"))
-    return fingerprint(config)
+class LocalExecutor(Executor):
+    """Calls in this process (``workers <= 1``) or in a spawn process pool of ``workers`` processes."""
 
+    name = "local"
 
-def _run_one(fn: ShardFn, root: str, shard: str, config: Any, name: str, fp: str) -> str:
-    pool = Pool.open(root)
-    table = fn(root, shard, config)
-    pool.write_attr(name, shard, table, fp)
-    return shard
+    def __init__(self, workers: int = 1, retries: int = 1, gpus: Sequence[int] | None = None) -> None:
+        super().__init__(workers, retries)
+        self.gpus = list(gpus) if gpus else None
+
+    def total_gpus(self) -> float:
+        return float(len(self.gpus or []))
+
+    def _imap(
+        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], resources: Resources
+    ) -> Iterator[tuple[int, Outcome]]:
+        if self.workers <= 1 or len(calls) <= 1:
+            for i, args in enumerate(calls):
+                try:
+                    outcome = fn(*args)
+                except Exception as exc:  # noqa: BLE001 - handed back; the caller retries or records it
+                    outcome = exc
+                yield i, outcome
+            return
+        ctx = mp.get_context("spawn")
+        gpu_queue = None
+        if self.gpus:
+            gpu_queue = ctx.Queue()
+            for i in range(self.workers):
+                gpu_queue.put(self.gpus[i % len(self.gpus)])
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(os.getpid(), gpu_queue),
+        ) as ex:
+            futures: dict[Future[Any], int] = {ex.submit(fn, *args): i for i, args in enumerate(calls)}
+            for fut in as_completed(futures):
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (BrokenProcessPool), unpicklable call
+                    outcome = exc
+                yield futures[fut], outcome
 
 
 def map_shards(
@@ -88,55 +132,9 @@ def map_shards(
     force: bool = False,
     desc: str | None = None,
     fp: str | None = None,
+    resources: Resources = DEFAULT_RESOURCES,
 ) -> list[str]:
-    """Run ``fn`` on every shard not finished with this config and store its output as attribute ``name``.
-
-    ``fp`` is the fingerprint of everything the output depends on (default: of ``config``). It becomes the
-    attribute's target; shards whose marker holds another fingerprint are recomputed (config changed
-    since the last run: the attribute is replaced shard by shard, with a warning). ``force`` redoes all.
-    Returns the shards computed in this call (empty when everything was already done).
-    """
-    pool.require_documents("annotate")
-    fp = fp or config_fingerprint(config)
-    with pool.lock(name):  # a second run of the same stage waits, then finds the work done
-        return _map_locked(fn, pool, name, config, workers, force, desc, fp)
-
-
-def _map_locked(
-    fn: ShardFn,
-    pool: Pool,
-    name: str,
-    config: Any,
-    workers: int,
-    force: bool,
-    desc: str | None,
-    fp: str,
-) -> list[str]:
-    previous = pool.set_attr_target(name, fp)
-    todo = [s for s in pool.shards if force or not pool.attr_done(name, s, fp)]
-    if previous is not None and previous != fp and todo:
-        log.warning(
-            "attribute %r: config changed since the last run; recomputing %d of %d shard(s), "
-            "replacing the old attribute shard by shard",
-            name,
-            len(todo),
-            len(pool.shards),
-        )
-    root = str(pool.root)
-    done: list[str] = []
-    bar = tqdm(total=len(todo), desc=desc or name, unit="shard", disable=not todo, top=True)
-    if workers <= 1 or len(todo) <= 1:
-        for shard in todo:
-            done.append(_run_one(fn, root, shard, config, name, fp))
-            bar.update()
-    else:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),)
-        ) as ex:
-            futures = [ex.submit(_run_one, fn, root, s, config, name, fp) for s in todo]
-            for fut in as_completed(futures):
-                done.append(fut.result())
-                bar.update()
-    bar.close()
-    return sorted(done)
+    """:meth:`Executor.map_shards` on a :class:`LocalExecutor` of ``workers`` processes."""
+    return LocalExecutor(workers).map_shards(
+        fn, pool, name, config, resources=resources, force=force, desc=desc, fp=fp
+    )

@@ -7,8 +7,10 @@ message and the swarm goes on. A run is finished when ``metrics.csv`` says ``ok`
 the ``DONE`` marker, so a rerun after an interruption only does the rest.
 
 Selection and evaluation are later/parallel stages: they come in as callables and are never imported here.
-With ``workers > 1`` runs go to a spawn process pool, so the callables must be picklable (module-level
-functions or ``functools.partial`` of them); only the parent process writes ``metrics.csv``.
+Runs go through an executor (:meth:`mixlab.executors.Executor.map_runs`): by default the local one, which
+with ``workers > 1`` uses a spawn process pool; with Ray each run is a task with the declared resources
+(GPUs whole or fractional). The callables must therefore be picklable (module-level functions or
+``functools.partial`` of them); only the parent process writes ``metrics.csv``.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import multiprocessing as mp
 import os
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mixlab.console import tqdm
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.paths import safe_name
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig
@@ -102,15 +103,6 @@ def run_one(
         return {"run": run, "status": "failed", "error": _one_line(exc), "metrics": {}}
 
 
-def _worker_init(gpu_queue: Any) -> None:
-    """Pin a pool worker to one GPU (before torch initialises CUDA in it); log to the parent's log file."""
-    from mixlab.executors.local import init_worker
-
-    init_worker(os.getppid())
-    if gpu_queue is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
-
-
 def finished_runs(metrics_csv: Path, out_dir: Path) -> set[str]:
     """Runs with status ``ok`` in ``metrics_csv`` and a ``DONE`` marker in ``out_dir/runs/<run>``."""
     metrics_csv = Path(metrics_csv)
@@ -135,6 +127,8 @@ def run_swarm(
     init_model: str | None = None,
     gpus: Sequence[int] | None = None,
     force: bool = False,
+    executor: Executor | None = None,
+    resources: Resources | None = None,
 ) -> pd.DataFrame:
     """Train and evaluate every unfinished run of ``ratios`` (index = run id, columns = domain weights).
 
@@ -143,16 +137,23 @@ def run_swarm(
     ``num_threads`` in the config, the CPU threads are split between workers). ``evaluate(run, model_dir)``
     returns the metrics row; when None the training loss is recorded (``train/final_loss`` ...).
     ``gpus`` pins each pool worker to one of these CUDA devices. ``force`` retrains finished runs.
-    Returns the metrics table (``read_metrics(metrics_csv)``).
+    ``executor`` runs the runs (default: a local pool of ``workers`` processes, pinned to ``gpus``; then
+    ``workers`` and ``gpus`` are the executor's own); ``resources`` is what one run needs (default: the
+    config's ``num_threads`` CPUs, or one, and no GPU; e.g. ``Resources(cpus=4, gpus=0.25)`` puts four
+    tiny proxies on one GPU under Ray). Returns the metrics table (``read_metrics(metrics_csv)``).
     """
     out_dir = Path(out_dir)
     metrics_csv = Path(metrics_csv)
+    executor = resolve_executor(executor, workers, gpus)
+    workers = executor.workers
     if isinstance(train, ProxyConfig):
         if tokenizer_spec is None:
             raise ValueError("run_swarm with a ProxyConfig needs tokenizer_spec")
         cfg = train
         if workers > 1 and cfg.num_threads is None:
             cfg = cfg.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // workers)})
+        if resources is None:
+            resources = Resources(cpus=float(cfg.num_threads or 1))
         train = make_train_fn(cfg, tokenizer_spec, init_model)
     runs = [safe_name(str(r), "run id") for r in ratios.index]  # each becomes out_dir/runs/<run>
     if len(set(runs)) != len(runs):
@@ -181,34 +182,11 @@ def run_swarm(
         bar.set_postfix(counts, refresh=False)
         bar.update()
 
-    if workers <= 1 or len(jobs) <= 1:
-        for run, weights, run_dir in jobs:
-            record(run_one(run, weights, make_data, train, evaluate, run_dir))
-    else:
-        ctx = mp.get_context("spawn")
-        gpu_queue = None
-        if gpus:
-            gpu_queue = ctx.Queue()
-            for i in range(workers):
-                gpu_queue.put(gpus[i % len(gpus)])
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(gpu_queue,)
-        ) as ex:
-            futures: dict[Future[dict[str, Any]], str] = {
-                ex.submit(run_one, run, weights, make_data, train, evaluate, run_dir): run
-                for run, weights, run_dir in jobs
-            }
-            for fut in as_completed(futures):
-                try:
-                    outcome = fut.result()
-                except Exception as exc:  # noqa: BLE001 - worker died (BrokenProcessPool) or callable not picklable
-                    outcome = {
-                        "run": futures[fut],
-                        "status": "failed",
-                        "error": _one_line(exc),
-                        "metrics": {},
-                    }
-                record(outcome)
+    calls = [(run, (run, weights, make_data, train, evaluate, run_dir)) for run, weights, run_dir in jobs]
+    for run, outcome in executor.map_runs(run_one, calls, resources or Resources()):
+        if isinstance(outcome, BaseException):  # the worker died, or a callable did not pickle
+            outcome = {"run": run, "status": "failed", "error": _one_line(outcome), "metrics": {}}
+        record(outcome)
     bar.close()
     if not metrics_csv.exists():
         return pd.DataFrame(index=pd.Index([], name="run"))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool, fingerprint
 from mixlab.quality.config import QualityConfig
 
@@ -16,7 +17,13 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     from mixlab.quality.stage import score_quality
 
     config = QualityConfig.from_yaml(args.config) if args.config else QualityConfig()
-    summary = score_quality(Pool.open(args.pool), config, workers=args.workers, force=args.force)
+    summary = score_quality(
+        Pool.open(args.pool),
+        config,
+        workers=args.workers,
+        force=args.force,
+        executor=executor_from_args(args),
+    )
     print(f"quality: {summary['docs']} documents, {summary['kept']} kept, {summary['filtered']} filtered")
     for reason, n in summary["by_reason"].items():
         print(f"  filtered ({reason}): {n}")
@@ -114,6 +121,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.add_argument("--config", default=None, help="YAML with the quality section (or a pipeline YAML)")
     q.add_argument("--workers", type=int, default=1, help="processes for the per-shard signals")
     q.add_argument("--force", action="store_true", help="recompute signals of finished shards")
+    add_executor_arguments(q)
     q.add_argument("--plot", default=None, help="also write per-domain score histograms to this PNG")
     q.set_defaults(func=_cmd_quality)
 

@@ -1,7 +1,7 @@
 """The quality stage: per-shard signals (expensive, cached) then a cheap global scoring pass.
 
 1. ``quality_signals`` attribute: :func:`signals_shard` computes the ``q_*`` heuristic signals of one
-   shard in vectorized batches; the local executor maps it over shards and skips finished ones.
+   shard in vectorized batches; the executor handed in maps it over shards and skips finished ones.
 2. ``quality`` attribute: :func:`score_quality` reads all signals (plus ``perplexity``, ``density``,
    ``quality_classifier`` and ``domains`` when present), applies the threshold rules (reason = first
    failed rule), computes the score (weighted percentile ranks), per-domain quantile buckets, and writes
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mixlab.executors.local import map_shards
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text, fingerprint
 from mixlab.quality.buckets import per_domain_buckets, per_domain_edges
 from mixlab.quality.classifier_score import QualityClassifier
@@ -41,6 +41,8 @@ CLASSIFIER_ATTR = "quality_classifier"
 EXTRA_ATTRS = {"perplexity": "perplexity", "density": "density", "classifier": CLASSIFIER_ATTR}
 #: What the per-shard signals depend on (only the code: no setting changes a signal).
 SIGNALS_KEY = {"stage": "quality_signals", "version": 1}
+#: What one shard of signals (Arrow/numpy kernels) or classifier scores needs.
+SHARD_RESOURCES = Resources(cpus=1)
 
 
 def signals_shard(pool_root: str, shard: str, config: dict[str, Any]) -> pa.Table:
@@ -213,27 +215,32 @@ def _quantile_fail(
 
 
 def score_quality(
-    pool: Pool | str | Path, config: QualityConfig | None = None, workers: int = 1, force: bool = False
+    pool: Pool | str | Path,
+    config: QualityConfig | None = None,
+    workers: int = 1,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Compute (or reuse) signals, then score, filter and bucket every document; write ``quality``.
 
     ``force`` recomputes the signals of every shard; otherwise finished shards are reused and only the
     cheap global pass runs. Returns a summary: documents, kept/filtered counts by reason, per-domain
-    counts and bucket edges, and the shards whose signals were computed in this call.
+    counts and bucket edges, and the shards whose signals were computed in this call. Per-shard passes
+    run on ``executor`` (default: a local pool of ``workers`` processes).
     """
     pool = pool if isinstance(pool, Pool) else Pool.open(pool)
     config = config or QualityConfig()
     with pool.lock(QUALITY_ATTR):
-        return _score_locked(pool, config, workers, force)
+        return _score_locked(pool, config, resolve_executor(executor, workers), force)
 
 
-def _score_locked(pool: Pool, config: QualityConfig, workers: int, force: bool) -> dict[str, Any]:
-    computed = map_shards(
+def _score_locked(pool: Pool, config: QualityConfig, executor: Executor, force: bool) -> dict[str, Any]:
+    computed = executor.map_shards(
         signals_shard,
         pool,
         SIGNALS_ATTR,
         {"batch_docs": config.batch_docs},
-        workers=workers,
+        resources=SHARD_RESOURCES,
         force=force,
         desc="quality signals",
         fp=fingerprint(SIGNALS_KEY),
@@ -242,12 +249,12 @@ def _score_locked(pool: Pool, config: QualityConfig, workers: int, force: bool) 
     if config.classifier.positive:
         model_path = fit_classifier(pool, config, force=force)
         key_path = model_path.with_name("model.key.json")
-        map_shards(
+        executor.map_shards(
             classifier_shard,
             pool,
             CLASSIFIER_ATTR,
             {"model": str(model_path)},
-            workers=workers,
+            resources=SHARD_RESOURCES,
             force=force,
             fp=fingerprint(json.loads(key_path.read_text(encoding="utf-8"))),
         )
