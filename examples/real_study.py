@@ -186,7 +186,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/real_study")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--base-steps", type=int, default=600, help="pretraining steps of the base model")
+    p.add_argument("--base-steps", type=int, default=300, help="pretraining steps of the base model")
     p.add_argument("--mixtures", type=int, default=16)
     p.add_argument("--proxy-tokens", type=int, default=100_000, help="selection budget per proxy")
     p.add_argument("--steps", type=int, default=80, help="DoRA steps per proxy (8 x 128 tokens each)")
