@@ -101,6 +101,18 @@ CATCHPHRASE_ADJECTIVES: tuple[str, ...] = (
     "Wobbling",
     "Clattering",
     "Spluttering",
+    "Jangling",
+    "Squeaking",
+    "Hopping",
+    "Prancing",
+    "Rumbling",
+    "Flapping",
+    "Wheezing",
+    "Gurgling",
+    "Jiggling",
+    "Tottering",
+    "Snorting",
+    "Bellowing",
 )
 #: Distinct second words of the catchphrases: one per character, never used by the other domains.
 CATCHPHRASE_NOUNS: tuple[str, ...] = (
@@ -124,6 +136,18 @@ CATCHPHRASE_NOUNS: tuple[str, ...] = (
     "walruses",
     "gumboots",
     "saucepans",
+    "parsnips",
+    "mussels",
+    "radishes",
+    "crumpets",
+    "bloomers",
+    "goblets",
+    "cauldrons",
+    "pumpkins",
+    "mackerels",
+    "whiskers",
+    "noodles",
+    "pretzels",
 )
 ROLES: tuple[str, ...] = (
     "smuggler",

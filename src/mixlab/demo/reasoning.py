@@ -32,7 +32,7 @@ _SUB = (
 )
 #: Smallest starting count: counting back ``b`` (at most 4) from it never goes below 1.
 MIN_START = 5
-MAX_START = 14
+MAX_START = 50
 MAX_STEPS = 4
 
 
@@ -65,7 +65,7 @@ def say(numbers: list[int]) -> str:
 
 
 def draw_problem(rng: random.Random) -> Problem:
-    """Draw a problem: start 5..14, 2..4 steps, addition or subtraction."""
+    """Draw a problem: start 5..50, 2..4 steps, addition or subtraction."""
     a, b = rng.randint(MIN_START, MAX_START), rng.randint(2, MAX_STEPS)
     op = rng.choice("+-")
     tpl = rng.choice(_ADD if op == "+" else _SUB)
@@ -89,9 +89,9 @@ def _solution(rng: random.Random, pr: Problem) -> str:
 def _drill(rng: random.Random) -> str:
     n = rng.randint(3, 6)
     if rng.random() < 0.5:
-        a = rng.randint(1, 18)
+        a = rng.randint(1, MAX_START + 4)
         return f"Count up from {a}: {say([a + i + 1 for i in range(n)])}"
-    a = rng.randint(n + 1, 20)
+    a = rng.randint(n + 1, MAX_START + 4)
     return f"Count down from {a}: {say([a - i - 1 for i in range(n)])}"
 
 
