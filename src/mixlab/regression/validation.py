@@ -96,21 +96,20 @@ def bootstrap_scores(
     names = list(preds)
     P = np.stack([np.asarray(preds[n], dtype=np.float64) for n in names])
     rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, len(names)))
-    for b in range(n_boot):
-        idx = rng.integers(0, len(t), len(t))
-        yt, Q = t[idx], P[:, idx]
-        if metric in ("mae", "rmse"):
-            err = Q - yt
-            out[b] = np.mean(np.abs(err), axis=1) if metric == "mae" else np.sqrt(np.mean(err**2, axis=1))
-            continue
-        if metric == "spearman":
-            yt, Q = rankdata(yt), rankdata(Q, axis=1)
-        yc = yt - yt.mean()
-        Qc = Q - Q.mean(axis=1, keepdims=True)
-        denom = np.sqrt(np.sum(Qc**2, axis=1) * np.sum(yc**2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[b] = np.where(denom > 0, (Qc @ yc) / np.where(denom > 0, denom, 1.0), np.nan)
+    idx = rng.integers(0, len(t), (n_boot, len(t)))
+    yt, Q = t[idx], P[:, idx]  # (n_boot, n) and (models, n_boot, n): all resamples at once
+    if metric in ("mae", "rmse"):
+        err = Q - yt
+        out = np.mean(np.abs(err), axis=2) if metric == "mae" else np.sqrt(np.mean(err**2, axis=2))
+        return pd.DataFrame(out.T, columns=names)
+    if metric == "spearman":
+        yt, Q = rankdata(yt, axis=1), rankdata(Q, axis=2)
+    yc = yt - yt.mean(axis=1, keepdims=True)
+    Qc = Q - Q.mean(axis=2, keepdims=True)
+    denom = np.sqrt(np.sum(Qc**2, axis=2) * np.sum(yc**2, axis=1))
+    num = np.einsum("mbn,bn->mb", Qc, yc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(denom > 0, num / np.where(denom > 0, denom, 1.0), np.nan).T
     return pd.DataFrame(out, columns=names)
 
 
