@@ -114,7 +114,11 @@ def _noise(values: pd.Series, groups: pd.Series) -> tuple[float, int]:
         ss += float(((v - v.mean()) ** 2).sum())
         dof += len(v) - 1
         n_groups += 1
-    return (math.sqrt(ss / dof) if dof else math.nan), n_groups
+    if not dof:
+        return math.nan, n_groups
+    noise = math.sqrt(ss / dof)
+    scale = float(values.abs().max()) if len(values) else 0.0
+    return (0.0 if noise <= 1e-9 * max(scale, 1e-12) else noise), n_groups  # float round-off is no noise
 
 
 def objective_series(metrics: pd.DataFrame, columns: Sequence[str]) -> pd.Series:

@@ -233,6 +233,13 @@ def build_report(
     ratios = read_ratios(work / "ratios.csv")
     metrics = read_metrics(work / "swarm" / "metrics.csv")
     swarm = Section("Proxy swarm", images=[plots.swarm_mixtures(ratios, pdir / "swarm_mixtures.png")])
+    heat_cols = [c for c in task_cols.values() if c in metrics]
+    ok = metrics[metrics.get("status", pd.Series("ok", index=metrics.index)).fillna("ok") == "ok"]
+    if heat_cols and len(ok):
+        runs = [r for r in ratios.index if r in ok.index]
+        swarm.images.insert(
+            0, plots.swarm_heatmap(ratios.loc[runs], ok.loc[runs, heat_cols], pdir / "swarm_heatmap.png")
+        )
     status = metrics["status"].value_counts().to_dict() if "status" in metrics else {}
     swarm.paragraphs.append(f"{len(ratios)} candidate mixtures; run status: {status}.")
     shown = [c for c in task_cols.values() if c in metrics] + [

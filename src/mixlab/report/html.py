@@ -21,6 +21,9 @@ td:first-child,th:first-child{text-align:left}
 img{max-width:100%;margin:.5em 0;border:1px solid #eee}
 .verdict{font-size:1.1em;padding:.6em;background:#f6f8ff;border-left:4px solid #4C72B0}
 code{background:#f4f4f4;padding:1px 4px}
+.scroll{overflow-x:auto;max-width:100%}
+nav.toc{background:#fafafa;border:1px solid #eee;padding:.4em 1em;margin:1em 0}
+nav.toc a{margin-right:1.2em;white-space:nowrap}
 """
 
 
@@ -38,6 +41,7 @@ class Section:
 
 def _table_html(caption: str, df: pd.DataFrame) -> str:
     body = df.to_html(float_format=lambda v: f"{v:.4g}", border=0, escape=True)
+    body = f"<div class='scroll'>{body}</div>"  # wide tables scroll instead of being cut off
     return f"<p><b>{html.escape(caption)}</b></p>{body}" if caption else body
 
 
@@ -54,8 +58,13 @@ def write_report(path: Path, title: str, sections: list[Section]) -> Path:
         f"<h1>{html.escape(title)}</h1>",
         f"<p>generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by mixlab</p>",
     ]
-    for sec in sections:
-        parts.append(f"<h2>{html.escape(sec.title)}</h2>")
+    anchors = [f"s{i}" for i in range(len(sections))]
+    toc = " ".join(
+        f"<a href='#{a}'>{html.escape(sec.title)}</a>" for a, sec in zip(anchors, sections, strict=True)
+    )
+    parts.append(f"<nav class='toc'><b>Contents</b>: {toc}</nav>")
+    for anchor, sec in zip(anchors, sections, strict=True):
+        parts.append(f"<h2 id='{anchor}'>{html.escape(sec.title)}</h2>")
         if sec.highlight:
             parts.append(f"<p class='verdict'>{html.escape(sec.highlight)}</p>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in sec.paragraphs)

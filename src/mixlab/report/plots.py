@@ -153,3 +153,29 @@ def signal_scatter(table: pd.DataFrame, path: Path, min_spearman: float = 0.8) -
     ax.set_title("which metric can rank mixtures (dashed: trust threshold)", fontsize=10)
     ax.legend(fontsize=7, ncol=3)
     return _save(fig, path)
+
+
+def swarm_heatmap(ratios: pd.DataFrame, scores: pd.DataFrame, path: Path) -> Path:
+    """The swarm as a heat map: each run's mixture (left) beside its measured scores (right, per column
+    scaled to its own range, best = darkest)."""
+    order = scores.sum(axis=1).sort_values(ascending=False).index if not scores.empty else ratios.index
+    r = ratios.loc[[i for i in order if i in ratios.index]]
+    sc = scores.loc[r.index]
+    height = max(3.0, 0.28 * len(r) + 1.5)
+    fig, (ax1, ax2) = plt.subplots(
+        1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [len(r.columns), max(1, len(sc.columns))]}
+    )
+    ax1.imshow(r.to_numpy(dtype=float), aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    ax1.set_xticks(range(len(r.columns)), list(r.columns), rotation=35, ha="right", fontsize=8)
+    ax1.set_yticks(range(len(r)), list(r.index), fontsize=7)
+    ax1.set_title("mixture weights", fontsize=9)
+    vals = sc.to_numpy(dtype=float)
+    lo, hi = np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
+    scaled = (vals - lo) / np.where(hi > lo, hi - lo, 1.0)
+    ax2.imshow(scaled, aspect="auto", cmap="Greens", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(vals):
+        ax2.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=6)
+    ax2.set_xticks(range(len(sc.columns)), list(sc.columns), rotation=35, ha="right", fontsize=8)
+    ax2.set_yticks([])
+    ax2.set_title("measured scores (colour: rank within column)", fontsize=9)
+    return _save(fig, path)
