@@ -179,7 +179,7 @@ def build_report(
         headline.insert(0, confirm["headline"] + ".")
         answer.tables.extend(_confirm_section(confirm, pdir))
         answer.images.append(_forest(confirm, pdir))
-        answer.paragraphs.extend(confirm["verdicts"])
+        answer.paragraphs.extend(v for v in confirm["verdicts"] if v.startswith("optimal_"))
     answer.highlight = " ".join(headline)
     answer.tables.insert(0, ("trust verdict of every optimum", trust_table(objectives)))
     built = (
