@@ -90,7 +90,7 @@ def pretrain_base(data: Path, out: Path, steps: int, tokenizer: str) -> Path:
     if (out / "config.json").exists():
         return out
     cfg = ProxyConfig(
-        mode="scratch", preset="demo-base", lr=3e-3, max_steps=steps, batch_size=16, block_size=256, seed=0
+        mode="scratch", preset="demo-base", lr=3e-3, max_steps=steps, batch_size=16, block_size=128, seed=0
     )
     result = train_proxy(cfg, data, tokenizer, out)
     logging.info(
