@@ -66,4 +66,6 @@ class AffinityConfig(BaseModel):
     def _check_tasks(cls, v: dict[str, str]) -> dict[str, str]:
         for name in v:
             safe_name(name, "task name")
+            if name == "task":  # its column would be affinity_task, the best-task column
+                raise ValueError("a task may not be called 'task'")
         return v
