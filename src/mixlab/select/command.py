@@ -92,7 +92,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quality-policy",
         default=None,
-        help='"all", \'{"top_k_buckets": 2}\' or bucket shares as JSON, e.g. \'{"3": 0.5, "2": 0.3, "1": 0.2}\'',
+        help=(
+            '"all", \'{"top_k_buckets": 2}\', bucket shares as JSON (e.g. \'{"3": 0.5, "2": 0.3, "1": 0.2}\'), '
+            '"affinity[:COLUMN]" (rank inside each domain by task affinity, see mixlab affinity) or '
+            '"affinity+quality[:WEIGHT]" (mix the affinity and quality ranks)'
+        ),
     )
     p.add_argument(
         "--format", default=None, help="comma-separated exports: jsonl,parquet,lmflow (default jsonl)"
