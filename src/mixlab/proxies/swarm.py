@@ -16,6 +16,7 @@ with ``workers > 1`` uses a spawn process pool; with Ray each run is a task with
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -103,6 +104,24 @@ def run_one(
         return {"run": run, "status": "failed", "error": _one_line(exc), "metrics": {}}
 
 
+def _order_rows(metrics_csv: Path, runs: Sequence[str]) -> None:
+    """Put the rows of ``runs`` in ``metrics_csv`` in ratios order (other rows after them, as they were).
+
+    Rows are written as runs finish, so their order would depend on the executor and on timing; after the
+    swarm the table is the same bytes whichever executor ran it. Cells are copied as text, untouched.
+    """
+    if not metrics_csv.exists():
+        return
+    raw = pd.read_csv(metrics_csv, dtype=str, keep_default_na=False)
+    ids = raw[raw.columns[0]].tolist()
+    rank = {r: i for i, r in enumerate(runs)}
+    order = sorted(range(len(ids)), key=lambda i: (rank.get(ids[i], len(rank)), i))
+    if order != list(range(len(ids))):
+        buf = io.StringIO()
+        raw.iloc[order].to_csv(buf, index=False)
+        atomic_write_text(metrics_csv, buf.getvalue())
+
+
 def finished_runs(metrics_csv: Path, out_dir: Path) -> set[str]:
     """Runs with status ``ok`` in ``metrics_csv`` and a ``DONE`` marker in ``out_dir/runs/<run>``."""
     metrics_csv = Path(metrics_csv)
@@ -188,6 +207,7 @@ def run_swarm(
             outcome = {"run": run, "status": "failed", "error": _one_line(outcome), "metrics": {}}
         record(outcome)
     bar.close()
+    _order_rows(metrics_csv, runs)
     if not metrics_csv.exists():
         return pd.DataFrame(index=pd.Index([], name="run"))
     return read_metrics(metrics_csv)
