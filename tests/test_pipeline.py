@@ -17,8 +17,15 @@ TASKS = ("roleplay", "reasoning", "function_calling", "rag")
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    """``mixlab init --quick FILE`` writes a commented pipeline on the demo world; ``mixlab run FILE`` runs it."""
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "run"
+    pipeline = root / "pipeline.yaml"
+    assert main(["init", str(pipeline), "--quick", "--workdir", str(out)]) == 0
+    text = pipeline.read_text(encoding="utf-8")
+    assert "# token budget of the final dataset" in text and "# seeds per confirmed mixture" in text
+    assert main(["run", str(pipeline)]) == 0
+    assert (out / "pipeline.yaml").exists()
     return out
 
 

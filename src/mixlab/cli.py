@@ -31,7 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixlab.regression.signal_command",  # signal
     "mixlab.search.command",  # search
     "mixlab.report.command",  # report
-    "mixlab.pipeline_command",  # run, demo
+    "mixlab.pipeline_command",  # run, demo, status
+    "mixlab.init_command",  # init
 )
 
 
