@@ -186,3 +186,15 @@ def test_search_mixmin_total_and_tasks_from_eval_files(tmp_path: Path) -> None:
     assert total["weights"]["da"] == pytest.approx(1.0, abs=1e-6)
     assert total["direction"] == "min" and total["interval"][0] <= total["predicted"] <= total["interval"][1]
     assert set(res["objectives"]) == {"total", "t1", "t2"}  # type: ignore[arg-type]
+
+
+def test_component_of_a_small_domain_fills_up_with_general_data() -> None:
+    table = component_table(["code", "general", "rag"], caps=[0.9, 1.0, 1.0])
+    assert table.loc["component-code"].tolist() == pytest.approx([0.9, 0.1, 0.0])
+    assert table.loc["component-rag"].tolist() == [0.0, 0.0, 1.0]
+    # the general component itself too small: the rest goes to the others by their spare caps
+    table = component_table(["code", "general", "rag"], caps=[1.0, 0.5, 1.0])
+    assert table.loc["component-general"].tolist() == pytest.approx([0.25, 0.5, 0.25])
+    x = np.array([0.45, 0.1, 0.45])  # a mixture the components reach with non-negative coefficients
+    c = merge_coefficients(x, table.to_numpy().T)
+    np.testing.assert_allclose(table.to_numpy().T @ c, x, atol=1e-12)

@@ -89,11 +89,14 @@ def train_components(
     cfg: PipelineConfig, pool: Pool, domains: list[str], name: str = "components"
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Path]]:
     """Train (or reuse) one component per domain with the swarm's recipe: (table, metrics, domain -> folder)."""
+    from mixlab.mixtures.sampler import available_tokens, weight_caps
     from mixlab.pipeline import run_swarm_step
     from mixlab.proxies.components import component_dirs, component_table
 
     sec = cfg.proxies
-    table = component_table(domains, sec.general_share, sec.general_domain)
+    available = available_tokens(pool, view=cfg.mixtures)
+    caps = weight_caps(domains, available, cfg.select.budget_tokens, cfg.select.max_epochs)
+    table = component_table(domains, sec.general_share, sec.general_domain, [float(c) for c in caps])
     metrics = run_swarm_step(cfg, pool, table, name)
     return table, metrics, component_dirs(Path(cfg.workdir) / name, table, metrics)
 

@@ -29,24 +29,48 @@ COMPONENT_PREFIX = "component-"
 
 
 def component_table(
-    domains: Sequence[str], general_share: float = 0.0, general: str = "general"
+    domains: Sequence[str],
+    general_share: float = 0.0,
+    general: str = "general",
+    caps: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """The components' ratios table: one row ``component-<domain>`` per domain (columns = ``domains``).
 
     With ``general_share`` > 0 every component but the general one holds that share of ``general``.
+    ``caps`` (per domain, the most weight its data can fill at the proxy budget and the epochs cap) keep a
+    component feasible: a domain too small for its share gives the rest to ``general`` (or, for the general
+    component or when general is full too, to the other domains in proportion to their spare caps). The
+    merged proxies and MixMin use these rows as they are, so the components need not be pure.
     """
     if not 0.0 <= general_share < 1.0:
         raise ValueError(f"general_share must be in [0, 1), got {general_share}")
     if general_share > 0 and general not in domains:
         raise ValueError(f"general_share needs the general domain {general!r} among {list(domains)}")
+    cap = (
+        {d: 1.0 for d in domains}
+        if caps is None
+        else {d: float(c) for d, c in zip(domains, caps, strict=True)}
+    )
+    if sum(cap.values()) < 1.0 - 1e-9:
+        raise ValueError(
+            f"the domains' caps sum to {sum(cap.values()):.4f} < 1: no component fits the budget"
+        )
     rows = {}
     for d in domains:
         row = dict.fromkeys(domains, 0.0)
         if general_share > 0 and d != general:
-            row[general] = general_share
-            row[d] = 1.0 - general_share
-        else:
-            row[d] = 1.0
+            row[general] = min(general_share, cap[general])
+        row[d] = min(1.0 - sum(row.values()), cap[d])
+        rest = 1.0 - sum(row.values())
+        if rest > 1e-12 and general in domains and d != general:
+            extra = min(rest, cap[general] - row[general])
+            row[general] += extra
+            rest -= extra
+        if rest > 1e-12:
+            spare = {k: cap[k] - row[k] for k in domains if cap[k] - row[k] > 0}
+            total = sum(spare.values())
+            for k, v in spare.items():
+                row[k] += rest * v / total
         rows[f"{COMPONENT_PREFIX}{d}"] = row
     df = pd.DataFrame.from_dict(rows, orient="index", columns=list(domains))
     df.index.name = "run"
