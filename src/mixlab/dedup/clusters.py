@@ -8,8 +8,8 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.dedup.minhash import estimate_jaccard
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.evaluation.logprobs import TokenScorer, model_max_length, resolve_device
 
 __all__ = ["domain_losses", "parse_domain_specs", "read_domain_texts"]

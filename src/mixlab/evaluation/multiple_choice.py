@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.evaluation.logprobs import TokenScorer, model_max_length, resolve_device
 from mixlab.evaluation.metrics import DOC_METRICS, ChoiceScores
 from mixlab.evaluation.tasks import Task

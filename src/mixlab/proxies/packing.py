@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.pool.readers import Quarantined, read_jsonl, read_lmflow, read_parquet
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.pool.pool import atomic_write_text
 from mixlab.proxies.config import ProxyConfig
 from mixlab.proxies.fused_dora import fuse_dora

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
-from mixlab.console import tqdm
 
+from mixlab.console import tqdm
 from mixlab.pool.pool import atomic_write_text
 from mixlab.regression.config import Target
 from mixlab.regression.models import AUTO_CANDIDATES, make_regressor, predict_with_std
