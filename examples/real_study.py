@@ -148,7 +148,7 @@ def study_config(args: argparse.Namespace, base: Path, tokenizer: str) -> dict[s
             "enabled": True,
             "baselines": ["natural", "uniform", "best_swarm"],
             "seeds": args.seeds,
-            "per_task": True,
+            "per_task": not args.no_per_task,
             "scale": args.scale,
         },
         "trust": {"allow_untrusted": True},
@@ -193,6 +193,7 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=5e-3, help="DoRA learning rate of the short CPU proxies")
     p.add_argument("--limit", type=int, default=200, help="items per task")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--no-per-task", action="store_true", help="do not confirm each task's own optimum")
     p.add_argument("--scale", type=float, default=4.0, help="confirmation tokens / proxy tokens")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
