@@ -81,6 +81,11 @@ def extra_mixtures(cfg: PipelineConfig, pool: Any, n: int, prefix: str, seed: in
     return ratios
 
 
+def arm_name(route: str) -> str:
+    """Confirmation arm of a route's optimum: merged_opt (linear merge), merged_norm_opt, mixmin_opt."""
+    return {"merged_linear": "merged_opt"}.get(route, f"{route}_opt")
+
+
 def train_log_totals(run_dirs: list[Path]) -> tuple[float, int, int]:
     """Train-loop seconds, tokens and runs summed over the runs' train_log.json."""
     seconds, tokens, n = 0.0, 0, 0
@@ -105,6 +110,7 @@ def main() -> int:
         "--simulate", type=int, default=0, help="more merged-only mixtures for the merged fit"
     )
     parser.add_argument("--confirm-seeds", type=int, default=2, help="seeds per confirmed optimum (0: skip)")
+    parser.add_argument("--merge", default="linear,norm", help="merge rules to compare (comma-separated)")
     parser.add_argument("--general-share", type=float, default=0.0, help="general data in every component")
     args = parser.parse_args()
 
@@ -114,6 +120,7 @@ def main() -> int:
     from mixlab.routes import evaluate_merged, mixmin_predictions, mixmin_search, train_components
 
     out = Path(args.out)
+    rules = [r.strip() for r in args.merge.split(",") if r.strip()]
     t_start = time.perf_counter()
     with calm(str(out), 0):
         if (out / "pipeline.yaml").exists() and (out / "pool").exists():  # a world made before: keep it
@@ -146,15 +153,19 @@ def main() -> int:
         merged_all = pd.concat([everything, sim])
         c0 = cpu_seconds()
         t0 = time.perf_counter()
-        merged = evaluate_merged(cfg, table, dirs, merged_all, bench / "merged")
-        n_merged = len(merged)
+        merged = {}
+        for rule in rules:
+            rcfg = cfg.model_copy(update={"proxies": cfg.proxies.model_copy(update={"merge": rule})})
+            folder = bench / ("merged" if rule == "linear" else f"merged_{rule}")
+            merged[rule] = evaluate_merged(rcfg, table, dirs, merged_all, folder)
+        n_merged = len(merged_all)
         cost["merged eval cpu (this run)"] = cpu_seconds() - c0
         cost["merged eval wall (this run)"] = time.perf_counter() - t0
 
         real = pd.concat([averaged(ratios, swarm), averaged(extra, real_extra) if len(extra) else None])
         from mixlab.pipeline import ok_runs
 
-        merged_ok = ok_runs(merged)
+        merged_ok = {rule: ok_runs(m) for rule, m in merged.items()}
         predicted = mixmin_predictions(cfg, table, dirs, everything.loc[[r for r in real.index]])
 
         # -- Spearman per task and metric ----------------------------------------------------------------
@@ -162,12 +173,14 @@ def main() -> int:
         for name in ["total", *tasks]:
             for m in METRICS:
                 r_real = objective(real, tasks, name, m)
-                r_m, n = rho(objective(merged_ok, tasks, name, m), r_real)
+                r_m = {}
+                for rule, mo in merged_ok.items():
+                    r_m[f"merged_{rule}"], n = rho(objective(mo, tasks, name, m), r_real)
                 mm = (
                     objective(predicted, tasks, name, m) if m in ("acc", "gold_bpb", "correct_prob") else None
                 )
                 r_mm = rho(mm, r_real)[0] if mm is not None and len(mm) else math.nan
-                rows.append({"objective": name, "metric": m, "n": n, "merged": r_m, "mixmin": r_mm})
+                rows.append({"objective": name, "metric": m, "n": n, **r_m, "mixmin": r_mm})
         table_rho = pd.DataFrame(rows)
 
         # -- optima of each route --------------------------------------------------------------------------
@@ -177,7 +190,8 @@ def main() -> int:
         prior = token_prior(pool, view=cfg.mixtures)
         natural = {d: float(prior.get(d, 0.0)) for d in domains}
         fits = {}
-        for route, rr, mm in (("swarm", ratios, swarm), ("merged", merged_all, merged)):
+        routes = [("swarm", ratios, swarm), *((f"merged_{r}", merged_all, m) for r, m in merged.items())]
+        for route, rr, mm in routes:
             sub = cfg.model_copy(update={"workdir": str(bench / f"fit_{route}")})
             Path(sub.workdir).mkdir(parents=True, exist_ok=True)
             fits[route] = fit_and_search(
@@ -185,23 +199,18 @@ def main() -> int:
             )
         sub = cfg.model_copy(update={"workdir": str(bench / "fit_mixmin")})
         mixmin = mixmin_search(sub, table, dirs, prior, available)
-        optima = {
-            "swarm": fits["swarm"]["results"]["objectives"]["total"],
-            "merged": fits["merged"]["results"]["objectives"]["total"],
-            "mixmin": mixmin["objectives"]["total"],
-        }
+        optima = {route: fit["results"]["objectives"]["total"] for route, fit in fits.items()}
+        optima["mixmin"] = mixmin["objectives"]["total"]
 
         # -- confirmation of each optimum ------------------------------------------------------------------
         confirm = None
         if args.confirm_seeds > 0:
             from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores, summarise
 
-            arms = {
-                "optimal": optima["swarm"]["weights"],
-                "merged_opt": optima["merged"]["weights"],
-                "mixmin_opt": optima["mixmin"]["weights"],
-                "natural": natural,
-            }
+            # the linear merge's arm keeps its first name, merged_opt, so its runs are reused
+            arms = {"optimal": optima["swarm"]["weights"]}
+            arms.update({arm_name(r): v["weights"] for r, v in optima.items() if r != "swarm"})
+            arms["natural"] = natural
             ctable = confirm_ratios(arms, domains, args.confirm_seeds)
             cm = ok_runs(run_swarm_step(cfg, pool, ctable, "bench/confirm"))
             runs_of = {a: arm_runs(a, args.confirm_seeds) for a in arms}
@@ -242,15 +251,16 @@ def main() -> int:
         print(
             f"  {route:7s}: {w}   predicted {res['predicted']:.4f} ({res.get('metric', fits['swarm']['metrics']['total'] if route != 'mixmin' else 'gold_bpb')})"
         )
-    for route in ("swarm", "merged"):
+    for route in fits:
         v = fits[route]["verdicts"]["total"]
         print(f"  {route} verdict: {'trusted' if v.trusted else 'UNTRUSTED'}: {v.reason}")
     if confirm is not None:
         print(f"\nconfirmation ({confirm['seeds']} seeds, paired bootstrap 95%), summed over tasks")
-        for arm in ("optimal", "merged_opt", "mixmin_opt", "natural"):
+        others = [a for a in confirm["arms"] if a not in ("optimal", "natural")]
+        for arm in ("optimal", *others, "natural"):
             means = ", ".join(f"{m} {confirm['arms'][arm][m]['total']['mean']:.4f}" for m in METRICS)
             print(f"  {arm:11s}: {means}")
-        for arm in ("merged_opt", "mixmin_opt"):
+        for arm in others:
             for base in ("optimal", "natural"):
                 for m in dict.fromkeys([fits["swarm"]["metrics"]["total"], "gold_bpb", "acc_norm"]):
                     iv = confirm["comparisons"][arm][base][m]["total"]

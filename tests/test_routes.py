@@ -198,3 +198,26 @@ def test_component_of_a_small_domain_fills_up_with_general_data() -> None:
     x = np.array([0.45, 0.1, 0.45])  # a mixture the components reach with non-negative coefficients
     c = merge_coefficients(x, table.to_numpy().T)
     np.testing.assert_allclose(table.to_numpy().T @ c, x, atol=1e-12)
+
+
+def test_norm_preserving_merge_keeps_corners_and_restores_the_update_norm(
+    world: dict[str, Path | str],
+) -> None:
+    from mixlab.proxies.merging import read_weights
+
+    cw = ComponentWeights.load(world["base"], {"prose": world["prose"], "code": world["code"]})
+    w0, wp, wc = read_weights(world["base"]), read_weights(world["prose"]), read_weights(world["code"])
+    corner = cw.merged([0.0, 1.0], "norm")
+    assert all(torch.equal(corner[k], wc[k]) for k in cw.changed)
+    linear, norm = cw.merged([0.4, 0.6]), cw.merged([0.4, 0.6], "norm")
+    for key in cw.changed:
+        dp, dc = wp[key] - w0[key], wc[key] - w0[key]
+        target = 0.4 * float(dp.norm()) + 0.6 * float(dc.norm())
+        assert float((norm[key] - w0[key]).norm()) == pytest.approx(target, rel=1e-4)
+        assert float((linear[key] - w0[key]).norm()) <= target * (1 + 1e-5)  # the triangle inequality
+        cos = torch.nn.functional.cosine_similarity(
+            (norm[key] - w0[key]).flatten(), (linear[key] - w0[key]).flatten(), dim=0
+        )
+        assert float(cos) == pytest.approx(1.0, abs=1e-5)  # same direction, only longer
+    with pytest.raises(ValueError, match="unknown merge rule"):
+        cw.merged([0.5, 0.5], "ties")

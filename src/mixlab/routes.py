@@ -72,6 +72,13 @@ class ProxiesSection(BaseModel):
         description="share of general data in every other domain's component (DeMix: 0.5)",
     )
     general_domain: str = Field("general", description="the domain general_share takes its data from")
+    merge: Literal["linear", "norm"] = Field(
+        "linear",
+        description=(
+            "merged: linear (base + sum w_i x component update, DeMix) or norm (that update rescaled per "
+            "tensor to sum w_i x |component update|, the norm a trained proxy's update keeps)"
+        ),
+    )
     check_runs: int = Field(
         0,
         ge=0,
@@ -156,7 +163,7 @@ def evaluate_merged(
 
     def key(run: str) -> str:
         w = {d: round(float(ratios.loc[run, d]), 10) for d in domains}
-        return json.dumps({"weights": w, "components": fp}, sort_keys=True)
+        return json.dumps({"weights": w, "components": fp, "merge": cfg.proxies.merge}, sort_keys=True)
 
     def done(run: str) -> bool:
         marker = out_dir / "runs" / run / MERGED_MARKER
@@ -182,7 +189,7 @@ def evaluate_merged(
                 (run_dir / stale).unlink(missing_ok=True)
             try:
                 x = ratios.loc[run, domains].to_numpy(dtype=np.float64)
-                proxy.set_coefficients(merge_coefficients(x, M))
+                proxy.set_coefficients(merge_coefficients(x, M), cfg.proxies.merge)
                 row = evaluate_loaded(
                     model, tokenizer, ev, out_dir=run_dir / "eval", tasks=tasks, texts=texts
                 )

@@ -31,9 +31,11 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ComponentWeights", "MergedProxy", "merge_coefficients", "read_weights"]
+__all__ = ["MERGE_RULES", "ComponentWeights", "MergedProxy", "merge_coefficients", "read_weights"]
 
 SINGLE_FILE = "model.safetensors"
+#: How component updates combine (see :meth:`ComponentWeights.merged`).
+MERGE_RULES = ("linear", "norm")
 INDEX_FILE = "model.safetensors.index.json"
 
 
@@ -103,18 +105,38 @@ class ComponentWeights:
                 changed[key] = [s[key] for s in states]
         return cls(names=names, base=base, changed=changed)
 
-    def merged(self, coefficients: Sequence[float] | ArrayLike) -> dict[str, torch.Tensor]:
-        """``(1 - sum c) W_0 + sum_i c_i W_i`` (float32) for every changed tensor."""
+    def merged(
+        self, coefficients: Sequence[float] | ArrayLike, rule: str = "linear"
+    ) -> dict[str, torch.Tensor]:
+        """The merged weights (float32) of every changed tensor.
+
+        ``linear``: ``(1 - sum c) W_0 + sum_i c_i W_i``. ``norm``: the same update ``sum_i c_i Delta_i``
+        rescaled per tensor to the norm ``sum_i c_i |Delta_i|``: a trained proxy's update has about the
+        same norm whatever its mixture (Adam's steps are normalised per coordinate), while a linear merge
+        of components that point in different directions shrinks toward the base. Corners are exact
+        under both rules.
+        """
+        if rule not in MERGE_RULES:
+            raise ValueError(f"unknown merge rule {rule!r} (allowed: {', '.join(MERGE_RULES)})")
         c = [float(v) for v in np.asarray(coefficients, dtype=np.float64)]
         if len(c) != len(self.names):
             raise ValueError(f"{len(c)} coefficients for {len(self.names)} components")
         rest = 1.0 - sum(c)
         out: dict[str, torch.Tensor] = {}
         for key, tensors in self.changed.items():
-            acc = self.base[key].to(torch.float32) * rest
+            base = self.base[key].to(torch.float32)
+            acc = base * rest
             for ci, t in zip(c, tensors, strict=True):
                 if ci != 0.0:
                     acc.add_(t.to(torch.float32), alpha=ci)
+            if rule == "norm" and sum(ci != 0.0 for ci in c) > 1:
+                delta = acc - base
+                target = sum(
+                    ci * float((t.to(torch.float32) - base).norm()) for ci, t in zip(c, tensors, strict=True)
+                )
+                norm = float(delta.norm())
+                if norm > 0 and target > 0:
+                    acc = base + delta * (target / norm)
             out[key] = acc
         return out
 
@@ -132,9 +154,9 @@ class MergedProxy:
         self._targets = {k: state[k] for k in weights.changed}
 
     @torch.no_grad()
-    def set_coefficients(self, coefficients: Sequence[float] | ArrayLike) -> Any:
+    def set_coefficients(self, coefficients: Sequence[float] | ArrayLike, rule: str = "linear") -> Any:
         """Copy the merge for ``coefficients`` into the model (in place); returns the model."""
-        for key, value in self.weights.merged(coefficients).items():
+        for key, value in self.weights.merged(coefficients, rule).items():
             target = self._targets[key]
             target.copy_(value.to(device=target.device, dtype=target.dtype))
         return self.model
