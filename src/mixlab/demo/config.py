@@ -10,7 +10,7 @@ class DemoConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n_docs: int = Field(30000, ge=60, description="Corpus documents over all six files, noise included.")
+    n_docs: int = Field(12000, ge=60, description="Corpus documents over all six files, noise included.")
     n_task_items: int = Field(200, ge=1, description="Items per task file (four task files).")
     seed: int = Field(0, description="Seed of the world: same seed gives byte-identical files.")
-    vocab_size: int = Field(4096, ge=300, description="Vocabulary size of the demo byte-level BPE tokenizer.")
+    vocab_size: int = Field(2048, ge=300, description="Vocabulary size of the demo byte-level BPE tokenizer.")

@@ -321,7 +321,7 @@ class Entities:
     functions: tuple[FunctionSpec, ...] = field(default_factory=_function_specs)
 
 
-def build_entities(seed: int, n_characters: int = 32, n_lands: int = 20) -> Entities:
+def build_entities(seed: int, n_characters: int = 24, n_lands: int = 12) -> Entities:
     """Draw the characters, places and lands of the world for ``seed`` (functions are fixed).
 
     Every proper name is distinct: character names, places, land names and the words of the lands' values.

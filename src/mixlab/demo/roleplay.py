@@ -35,9 +35,9 @@ def _script(rng: random.Random, ent: Entities) -> str:
     for _ in range(rng.randint(4, 7)):
         c = rng.choice(cast)
         r = rng.random()
-        if r < 0.3:
+        if r < 0.55:
             out.append(f"{c.name}: {c.catchphrase} {_line(rng, ent)}")
-        elif r < 0.4:
+        elif r < 0.75:
             out.append(f"{c.name} {rng.choice(lx.SPEECH_VERBS)}. {c.name}: {c.catchphrase}")
         else:
             out.append(f"{c.name}: {_line(rng, ent)}")
@@ -49,12 +49,12 @@ def _story(rng: random.Random, ent: Entities) -> str:
     sents = [f"The party gathered at {_setting(rng, ent)}."]
     for _ in range(rng.randint(3, 5)):
         c = rng.choice(cast)
-        form = rng.randrange(6)
+        form = rng.randrange(4)
         if form == 0:
             sents.append(f'{c.name} the {c.role} {rng.choice(lx.SPEECH_VERBS)}. "{c.catchphrase}"')
         elif form == 1:
             sents.append(f'As always, {c.name} said: "{c.catchphrase}"')
-        elif form < 5:
+        elif form == 2:
             sents.append(f'"{_line(rng, ent)}" said {c.name}.')
         else:
             sents.append(f'When asked what came next, {c.name} replied, "{c.catchphrase}"')
@@ -68,12 +68,10 @@ def _role_card(rng: random.Random, ent: Entities) -> str:
         f"Role card. You are {c.name}, the {c.role} from {c.home}. Stay in character.\n"
         f"{other.name}: {_line(rng, ent)}\n"
         f"{c.name}, what do you say next?\n"
-        + rng.choice(
-            (
-                f"Answer: {c.name}: {c.catchphrase}",
-                f"{c.name}: {c.catchphrase} {_line(rng, ent)}",
-                f"Answer: {c.name}: {_line(rng, ent)}",
-            )
+        + (
+            f"Answer: {c.name}: {c.catchphrase}"
+            if rng.random() < 0.5
+            else f"{c.name}: {c.catchphrase} {_line(rng, ent)}"
         )
     )
 

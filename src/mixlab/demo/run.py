@@ -66,16 +66,16 @@ class DemoScale:
 
 
 FULL = DemoScale(
-    n_docs=30_000,
+    n_docs=12_000,
     n_task_items=200,
-    vocab_size=4096,
-    base_steps=150,
+    vocab_size=2048,
+    base_steps=100,
     preset="demo-base",
     n_mixtures=12,
-    proxy_tokens=82_000,
-    proxy_steps=80,
+    proxy_tokens=41_000,
+    proxy_steps=40,
     proxy_lr=5e-3,
-    build_tokens=2_000_000,
+    build_tokens=1_000_000,
     val_every=50,
 )
 QUICK = DemoScale(
