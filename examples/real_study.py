@@ -146,7 +146,7 @@ def study_config(args: argparse.Namespace, base: Path, tokenizer: str) -> dict[s
         "build": {"budget_tokens": 5_000_000, "formats": ["jsonl"]},
         "confirm": {
             "enabled": True,
-            "baselines": ["natural", "uniform", "best_swarm"],
+            "baselines": args.baselines.split(","),
             "seeds": args.seeds,
             "per_task": not args.no_per_task,
             "scale": args.scale,
@@ -193,6 +193,7 @@ def main() -> int:
     p.add_argument("--lr", type=float, default=5e-3, help="DoRA learning rate of the short CPU proxies")
     p.add_argument("--limit", type=int, default=200, help="items per task")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--baselines", default="natural,uniform,best_swarm", help="confirmation baselines")
     p.add_argument("--no-per-task", action="store_true", help="do not confirm each task's own optimum")
     p.add_argument("--scale", type=float, default=4.0, help="confirmation tokens / proxy tokens")
     args = p.parse_args()
