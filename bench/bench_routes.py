@@ -117,7 +117,13 @@ def main() -> int:
     from mixlab.console import calm
     from mixlab.demo.run import FULL, QUICK, prepare_demo
     from mixlab.pipeline import candidate_mixtures, fit_and_search, prepare_pool, run_swarm_step
-    from mixlab.routes import evaluate_merged, mixmin_predictions, mixmin_search, train_components
+    from mixlab.routes import (
+        distinct_runs,
+        evaluate_merged,
+        mixmin_predictions,
+        mixmin_search,
+        train_components,
+    )
 
     out = Path(args.out)
     rules = [r.strip() for r in args.merge.split(",") if r.strip()]
@@ -158,7 +164,7 @@ def main() -> int:
             rcfg = cfg.model_copy(update={"proxies": cfg.proxies.model_copy(update={"merge": rule})})
             folder = bench / ("merged" if rule == "linear" else f"merged_{rule}")
             merged[rule] = evaluate_merged(rcfg, table, dirs, merged_all, folder)
-        n_merged = len(merged_all)
+        n_merged = len(distinct_runs(merged_all))
         cost["merged eval cpu (this run)"] = cpu_seconds() - c0
         cost["merged eval wall (this run)"] = time.perf_counter() - t0
 

@@ -327,6 +327,6 @@ def run_demo(out: Path, quick: bool = False, workers: int = 1, proxies: str = "s
     """Generate the demo world and run the whole loop on it under ``out`` (``proxies``: proxies.method)."""
     scale = QUICK if quick else FULL
     raw = prepare_demo(Path(out), scale, workers)
-    raw["proxies"] = {"method": proxies, "check_runs": 0 if proxies == "swarm" else 4}
+    raw["proxies"] = {"method": proxies} | ({} if proxies == "swarm" else {"check_runs": 4, "simulate": 18})
     cfg = PipelineConfig.model_validate(raw)
     return run_pipeline(cfg)
