@@ -118,6 +118,7 @@ def main() -> int:
     from mixlab.demo.run import FULL, QUICK, prepare_demo
     from mixlab.pipeline import candidate_mixtures, fit_and_search, prepare_pool, run_swarm_step
     from mixlab.routes import (
+        _merged_metric_choice,
         distinct_runs,
         evaluate_merged,
         mixmin_predictions,
@@ -198,7 +199,8 @@ def main() -> int:
         fits = {}
         routes = [("swarm", ratios, swarm), *((f"merged_{r}", merged_all, m) for r, m in merged.items())]
         for route, rr, mm in routes:
-            sub = cfg.model_copy(update={"workdir": str(bench / f"fit_{route}")})
+            base = cfg if route == "swarm" else _merged_metric_choice(cfg)  # as the merged route fits
+            sub = base.model_copy(update={"workdir": str(bench / f"fit_{route}")})
             Path(sub.workdir).mkdir(parents=True, exist_ok=True)
             fits[route] = fit_and_search(
                 sub, rr.loc[[r for r in rr.index if r in mm.index]], mm, natural, available
