@@ -63,20 +63,23 @@ class DemoScale:
     """Also confirm each task's own optimum."""
     repeats: int = 3
     """Swarm mixtures repeated with another seed (noise of each metric)."""
+    proxy_batch: int = 8
+    """Blocks of 128 tokens per proxy step: small batches and many steps teach a proxy more per token."""
 
 
 FULL = DemoScale(
     n_docs=12_000,
     n_task_items=200,
-    vocab_size=2048,
+    vocab_size=4096,
     base_steps=100,
     preset="demo-base",
     n_mixtures=12,
     proxy_tokens=41_000,
-    proxy_steps=40,
+    proxy_steps=320,
     proxy_lr=5e-3,
     build_tokens=1_000_000,
     val_every=50,
+    proxy_batch=1,
 )
 QUICK = DemoScale(
     n_docs=4_000,
@@ -221,7 +224,7 @@ def demo_config(
             "base_model": str(base),
             "lr": scale.proxy_lr,
             "max_steps": scale.proxy_steps,
-            "batch_size": 8,
+            "batch_size": scale.proxy_batch,
             "block_size": 128,
             "warmup_steps": 0,
             "seed": 0,
