@@ -136,13 +136,18 @@ def fused_causal_lm_loss(model: Any, input_ids: torch.Tensor) -> torch.Tensor | 
     """Mean next-token cross-entropy of ``input_ids`` through the chunked fused head, or None if unsupported.
 
     ``model`` is a Hugging Face causal LM or a peft model around one. Under autocast (bf16 on GPU) it
-    returns None: the chunked head runs in the parameters' dtype and is verified on CPU only. Targets are the next token; the
+    returns None: the chunked head runs in the parameters' dtype and is verified on CPU only. It also returns None
+    when all the logits fit in one chunk, where chunking saves no memory and costs time. Targets are the next token; the
     last position of every row is ignored (as in :func:`mixlab.proxies.trainer.causal_lm_loss`).
     """
     hf_model = model.get_base_model() if hasattr(model, "get_base_model") else model
     if torch.is_autocast_enabled() or not _supports_fused_head(hf_model):
         return None
     head = hf_model.get_output_embeddings()
+    if input_ids.numel() * int(head.weight.shape[0]) <= CHUNK_ELEMENTS:
+        # one chunk would hold all the logits anyway: the plain path is as small and faster
+        # (measured: 150 DoRA steps of 128 tokens at a 4,096 vocabulary, 8.3 s fused against 6.8 s plain)
+        return None
     plain = type(head) is nn.Linear
     if not plain and (not is_fused(head) or head.merged or head.disable_adapters):
         return None
