@@ -469,7 +469,7 @@ def test_evaluate_run_from_config(tmp_path: Path, model_dir: Path, elmb_file: Pa
     held_out = tmp_path / "code.jsonl"
     held_out.write_text(json.dumps({"text": CORPUS[4]}) + "\n", encoding="utf-8")
     cfg = EvalConfig(
-        tasks={"tiny": str(elmb_file)}, domain_data={"code": str(held_out)}, limit=2, device="cpu"
+        tasks={"tiny": str(elmb_file)}, validation={"code": str(held_out)}, limit=2, device="cpu"
     )
     row = evaluate_run(model_dir, cfg, out_dir=tmp_path / "run")
     metrics = ("acc", "acc_norm", "acc_bytes", "gold_bpb", "correct_prob", "margin")

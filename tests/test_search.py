@@ -136,7 +136,7 @@ def test_search_all_directions_tradeoff_and_files(fitted, tmp_path: Path) -> Non
         Objective(name="total", weights={"total": 1.0}, direction="max"),
         Objective(name="mix", weights={"math/acc": 1.0, "loss/web": -1.0}, direction="max"),
     ]
-    res = search_all(fitted, objectives, prior="natural", config=SearchConfig(n=5_000, top_k=16))
+    res = search_all(fitted, objectives, prior="natural", config=SearchConfig(n_samples=5_000, top_k=16))
     objs = res["objectives"]
     web, math = objs["loss/web"]["weights"], objs["math/acc"]["weights"]
     assert web["web"] == max(web.values()) and math["math"] == max(math.values())

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mixlab.config import PipelineConfig
+from mixlab.evaluation.config import EvalConfig
 from mixlab.executors import Executor, Resources, make_executor
 from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool, atomic_write_text
@@ -97,19 +98,9 @@ def evaluate_run(eval_json: str, run: str, model_dir: Path, out_dir: Path | None
 # --- steps ----------------------------------------------------------------------------------------------
 
 
-def eval_config(cfg: PipelineConfig) -> Any:
-    """The evaluation stage's own config built from the pipeline's evaluation section."""
-    from mixlab.evaluation.config import EvalConfig
-
-    ev = cfg.evaluation
-    return EvalConfig(
-        tasks=dict(ev.tasks),
-        domain_data=dict(ev.validation),
-        batch_size=ev.batch_size,
-        limit=ev.limit,
-        block_size=ev.block_size,
-        max_docs_per_domain=ev.max_docs_per_domain,
-    )
+def eval_config(cfg: PipelineConfig) -> EvalConfig:
+    """The evaluation stage's config: the pipeline's ``evaluation`` section itself (one model per step)."""
+    return cfg.evaluation
 
 
 def pipeline_executor(cfg: PipelineConfig) -> Executor:
@@ -268,7 +259,7 @@ def choose_metrics(
         tasks,
         model=ev.signal_model,
         folds=cfg.fit.cv_folds,
-        seed=cfg.seed,
+        seed=cfg.fit.fold_seed,
     )
     chosen = {}
     for objective in ["total", *tasks]:
@@ -292,7 +283,6 @@ def fit_and_search(
     """
     from mixlab.regression.fit import Target, fit_targets
     from mixlab.regression.signal import DIRECTIONS
-    from mixlab.search.config import Constraints
     from mixlab.search.run import search_all, write_optimal
     from mixlab.search.trust import judge
 
@@ -322,25 +312,22 @@ def fit_and_search(
     n_mixtures = int(signal["n_mixtures"].max())
     folds = min(cfg.fit.cv_folds, n_mixtures)
     fit = fit_targets(
-        ratios.loc[runs], ok.loc[runs], targets, model=cfg.fit.model, folds=folds, seed=cfg.seed
+        ratios.loc[runs],
+        ok.loc[runs],
+        targets,
+        model=cfg.fit.model,
+        folds=folds,
+        seed=cfg.fit.fold_seed,
+        candidates=cfg.fit.candidates,
+        metric=cfg.fit.selection_metric,
     )
-    constraints = Constraints(
-        min_weight=cfg.search.min_weight,
-        max_weight=cfg.search.max_weight,
+    constraints = cfg.search.constraints(
         availability={d: float(v) for d, v in available.items()},
         budget=float(cfg.build.budget_tokens),
         max_epochs=cfg.select.max_epochs,
     )
     results = search_all(
-        fit,
-        prior=prior,
-        constraints=constraints,
-        method=cfg.search.method,
-        n_samples=cfg.search.n_samples,
-        top_k=cfg.search.top_k,
-        seed=cfg.seed,
-        kl_weight=cfg.search.kl_weight,
-        chosen=cfg.search.objective,
+        fit, prior=prior, constraints=constraints, config=cfg.search, chosen=cfg.search.objective
     )
     summary = fit.summary()
     verdicts = {}

@@ -232,11 +232,7 @@ def evaluate_merged(
 
 
 def _constraints(cfg: PipelineConfig, available: dict[str, int]) -> Any:
-    from mixlab.search.config import Constraints
-
-    return Constraints(
-        min_weight=cfg.search.min_weight,
-        max_weight=cfg.search.max_weight,
+    return cfg.search.constraints(
         availability={d: float(v) for d, v in available.items()},
         budget=float(cfg.build.budget_tokens),
         max_epochs=cfg.select.max_epochs,

@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
 
 from mixlab.affinity.config import AffinityConfig
 from mixlab.affinity.stage import affinity_by_domain, affinity_pool, cluster_task_table, format_table
 from mixlab.evaluation.tasks import parse_task_specs
 from mixlab.pool.pool import Pool
-from mixlab.yamlconfig import load_section
+from mixlab.stage_config import add_config_argument, flag_values, read_stage_section, stage_config
 
 
 def _config(args: argparse.Namespace) -> AffinityConfig:
-    values: dict[str, Any] = load_section(args.config, "affinity") if args.config else {}
-    if isinstance(values.get("tasks"), dict) and args.config:  # relative to the config file
-        base = Path(args.config).parent
-        values["tasks"] = {
-            k: str(v if Path(str(v)).is_absolute() else base / str(v)) for k, v in values["tasks"].items()
-        }
+    overrides = flag_values(args, ("background", "smoothing", "n_features", "combine"))
     if args.tasks:
-        values["tasks"] = parse_task_specs(args.tasks)
-    for flag in ("background", "smoothing", "n_features", "combine"):
-        if getattr(args, flag) is not None:
-            values[flag] = getattr(args, flag)
-    try:
-        return AffinityConfig(**values)
-    except ValidationError as exc:
-        raise ValueError(f"{args.config or 'command line'}: invalid affinity config: {exc}") from exc
+        overrides["tasks"] = parse_task_specs(args.tasks)
+    elif args.config:  # task files of an affinity section are relative to the config file
+        values, _ = read_stage_section(args.config, ["affinity"], AffinityConfig)
+        if isinstance(values.get("tasks"), dict):
+            base = Path(args.config).parent
+            overrides["tasks"] = {
+                k: str(v if Path(str(v)).is_absolute() else base / str(v)) for k, v in values["tasks"].items()
+            }
+    # a pipeline YAML without an affinity section: its evaluation tasks (paths as `mixlab run` reads them)
+    return stage_config(
+        AffinityConfig, args.config, "affinity", overrides, inherit={"tasks": "evaluation.tasks"}
+    )
 
 
 def _cmd_affinity(args: argparse.Namespace) -> int:
@@ -63,9 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("pool", help="pool folder")
     p.add_argument("--tasks", default=None, help="NAME=FILE,... (ELMB JSONL or lm-eval YAML)")
-    p.add_argument(
-        "--config", default=None, help="YAML with AffinityConfig fields (or an 'affinity:' section)"
-    )
+    add_config_argument(p, "affinity")
     p.add_argument(
         "--by",
         default=None,

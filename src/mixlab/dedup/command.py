@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 from mixlab.dedup.config import DecontamConfig, DedupConfig
 from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
-from mixlab.yamlconfig import load_section
-
-
-def _load_section(path: str | None, section: str) -> dict[str, Any]:
-    """The ``section`` mapping of a YAML file (a pipeline YAML), or the whole file when it has no such key."""
-    return {} if path is None else load_section(path, section)
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 
 def _parse_tasks(spec: str) -> dict[str, str]:
@@ -30,12 +24,8 @@ def _parse_tasks(spec: str) -> dict[str, str]:
 def _cmd_dedup(args: argparse.Namespace) -> int:
     from mixlab.dedup.stage import dedup_pool
 
-    values = _load_section(args.config, "dedup")
-    if args.threshold is not None:
-        values["threshold"] = args.threshold
-    if args.exact_only:
-        values["near"] = False
-    config = DedupConfig(**values)
+    overrides = {"threshold": args.threshold, "near": False if args.exact_only else None}
+    config = stage_config(DedupConfig, args.config, "dedup", overrides)
     summary = dedup_pool(
         Pool.open(args.pool),
         config,
@@ -56,13 +46,12 @@ def _cmd_dedup(args: argparse.Namespace) -> int:
 def _cmd_decontam(args: argparse.Namespace) -> int:
     from mixlab.dedup.stage import decontaminate_pool
 
-    values = _load_section(args.config, "decontam")
+    overrides = flag_values(args, ("n", "min_overlap", "min_coverage"))
     if args.tasks:
-        values["tasks"] = _parse_tasks(args.tasks)
-    for flag, field in (("n", "n"), ("min_overlap", "min_overlap"), ("min_coverage", "min_coverage")):
-        if getattr(args, flag) is not None:
-            values[field] = getattr(args, flag)
-    config = DecontamConfig(**values)
+        overrides["tasks"] = _parse_tasks(args.tasks)
+    config = stage_config(
+        DecontamConfig, args.config, "decontam", overrides, inherit={"tasks": "evaluation.tasks"}
+    )
     summary = decontaminate_pool(
         Pool.open(args.pool),
         config,
@@ -82,7 +71,7 @@ def _cmd_decontam(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     d = sub.add_parser("dedup", help="find exact and near duplicates (MinHash LSH); attribute 'dedup'")
     d.add_argument("pool", help="pool folder")
-    d.add_argument("--config", default=None, help="YAML with DedupConfig fields (or a 'dedup:' section)")
+    add_config_argument(d, "dedup")
     d.add_argument("--threshold", type=float, default=None, help="Jaccard threshold of near duplicates")
     d.add_argument("--exact-only", action="store_true", help="skip near-duplicate detection")
     d.add_argument("--workers", type=int, default=1, help="worker processes for the per-shard pass")
@@ -92,10 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     c = sub.add_parser("decontam", help="flag documents overlapping evaluation tasks; attribute 'decontam'")
     c.add_argument("pool", help="pool folder")
-    c.add_argument("--tasks", default=None, help="NAME=FILE[,NAME=FILE...] ELMB JSONL task files")
     c.add_argument(
-        "--config", default=None, help="YAML with DecontamConfig fields (or a 'decontam:' section)"
+        "--tasks",
+        default=None,
+        help="NAME=SPEC[,NAME=SPEC...]: ELMB JSONL/Parquet files or lm-eval task YAMLs (default: a pipeline "
+        "YAML's evaluation.tasks)",
     )
+    add_config_argument(c, "decontam")
     c.add_argument("--n", type=int, default=None, help="words per n-gram (default 13)")
     c.add_argument("--min-overlap", type=int, default=None, help="least shared n-grams to flag (default 1)")
     c.add_argument("--min-coverage", type=float, default=None, help="least covered fraction of a task field")

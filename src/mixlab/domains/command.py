@@ -12,6 +12,7 @@ from mixlab.domains.partition import cluster_pool, partition_pool
 from mixlab.evaluation.tasks import parse_task_specs
 from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 
 def _parse_pins(text: str) -> dict[str, str]:
@@ -54,13 +55,13 @@ def _cmd_partition(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    config = ClusterConfig(
-        algorithm=args.algorithm,
-        k=args.k,
-        embed=args.embed,
-        merge_threshold=args.merge_threshold,
-        fit_sample=args.fit_sample,
-        seed=args.seed,
+    flags = ("algorithm", "k", "embed", "merge_threshold", "fit_sample", "seed")
+    config = stage_config(
+        ClusterConfig,
+        args.config,
+        ("partition.clusters", "clusters"),
+        flag_values(args, flags),
+        what="cluster",
     )
     pool = Pool.open(args.pool)
     summaries = cluster_pool(
@@ -69,9 +70,9 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summaries, indent=2, ensure_ascii=False), encoding="utf-8")
-    kind = "LDA topics" if args.algorithm == "lda" else "clusters"
+    kind = "LDA topics" if config.algorithm == "lda" else "clusters"
     print(
-        f"{len(summaries)} {kind} (k={args.k}, merged at cosine >= {args.merge_threshold}); summaries in {out}"
+        f"{len(summaries)} {kind} (k={config.k}, merged at cosine >= {config.merge_threshold}); summaries in {out}"
     )
     for s in summaries:
         merged = f" merged from {s['merged_from']}" if len(s["merged_from"]) > 1 else ""
@@ -124,16 +125,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     c = sub.add_parser("cluster", help="unsupervised clusters with summaries (attribute 'clusters')")
     c.add_argument("pool", help="pool folder")
-    c.add_argument("--k", type=int, default=20, help="k-means clusters (or LDA topics) before merging")
+    add_config_argument(c, "partition.clusters")
     c.add_argument(
-        "--algorithm", choices=["kmeans", "lda"], default="kmeans", help="k-means or an LDA topic model"
+        "--k", type=int, default=None, help="k-means clusters (or LDA topics) before merging (default 20)"
     )
-    c.add_argument("--embed", choices=["tfidf", "minilm"], default="tfidf", help="document vectors")
     c.add_argument(
-        "--merge-threshold", type=float, default=0.9, help="merge clusters with centroid cosine >= this"
+        "--algorithm", choices=["kmeans", "lda"], default=None, help="k-means (default) or an LDA topic model"
     )
-    c.add_argument("--fit-sample", type=int, default=50_000, help="documents used to fit (hash-sampled)")
-    c.add_argument("--seed", type=int, default=0, help="random seed")
+    c.add_argument(
+        "--embed", choices=["tfidf", "minilm"], default=None, help="document vectors (default tfidf)"
+    )
+    c.add_argument(
+        "--merge-threshold",
+        type=float,
+        default=None,
+        help="merge clusters with centroid cosine >= this (default 0.9)",
+    )
+    c.add_argument(
+        "--fit-sample", type=int, default=None, help="documents used to fit, hash-sampled (default 50000)"
+    )
+    c.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     c.add_argument("--out", required=True, help="summaries JSON to write")
     c.add_argument("--workers", type=int, default=1, help="processes for the per-shard apply")
     c.add_argument("--force", action="store_true", help="refit and redo all shards")

@@ -6,11 +6,12 @@ import argparse
 import math
 from pathlib import Path
 
+from mixlab.evaluation.config import EvalConfig
 from mixlab.evaluation.domain_loss import domain_losses, parse_domain_specs, read_domain_texts
 from mixlab.evaluation.multiple_choice import evaluate_task, load_model
 from mixlab.evaluation.results import write_domain_losses, write_task_results
 from mixlab.evaluation.tasks import load_task, parse_task_specs
-from mixlab.paths import safe_name
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 
 def _fmt(value: float) -> str:
@@ -38,19 +39,37 @@ def _cmd_import_lmeval(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``mixlab eval`` flags (argparse dest) -> EvalConfig fields.
+EVAL_FLAGS = {"batch_size": "batch_size", "device": "device", "limit": "limit"}
+#: ``mixlab domain-loss`` flags (argparse dest) -> EvalConfig fields.
+DOMAIN_LOSS_FLAGS = {
+    "block_size": "block_size",
+    "batch_size": "loss_batch_size",
+    "max_docs": "max_docs_per_domain",
+    "device": "device",
+}
+
+
+def _config(args: argparse.Namespace, flags: dict[str, str], extra: dict[str, object]) -> EvalConfig:
+    """The evaluation section of ``--config`` with the flags given on top."""
+    overrides = {**flag_values(args, flags), **{k: v for k, v in extra.items() if v is not None}}
+    return stage_config(EvalConfig, args.config, "evaluation", overrides)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.lmeval_samples is not None:
         return _cmd_import_lmeval(args)
-    if args.model is None or args.tasks is None:
-        raise SystemExit("mixlab eval: --model and --tasks are required (or give --lmeval-samples PATH)")
-    specs = parse_task_specs(args.tasks)
-    for name in specs:  # each task writes OUT/<name>.jsonl
-        safe_name(name, "task name")
-    tasks = {name: load_task(name, spec) for name, spec in specs.items()}  # fail on bad files before loading
-    model, tokenizer = load_model(args.model, args.device)
+    cfg = _config(args, EVAL_FLAGS, {"tasks": parse_task_specs(args.tasks) if args.tasks else None})
+    if args.model is None or not cfg.tasks:
+        raise ValueError(
+            "--model and tasks are required: --tasks NAME=SPEC,... or evaluation.tasks in --config "
+            "(or give --lmeval-samples PATH)"
+        )
+    tasks = {name: load_task(name, spec) for name, spec in cfg.tasks.items()}  # fail on bad files first
+    model, tokenizer = load_model(args.model, cfg.device)
     results = {}
     for name, task in tasks.items():
-        results[name] = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, limit=args.limit)
+        results[name] = evaluate_task(model, tokenizer, task, batch_size=cfg.batch_size, limit=cfg.limit)
         _print_metrics(name, results[name].metrics)
     path = write_task_results(results, args.out)
     print(f"wrote {len(results)} task result files and {path}")
@@ -58,14 +77,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_domain_loss(args: argparse.Namespace) -> int:
-    specs = parse_domain_specs(args.data)
+    cfg = _config(
+        args, DOMAIN_LOSS_FLAGS, {"validation": parse_domain_specs(args.data) if args.data else None}
+    )
+    if not cfg.validation:
+        raise ValueError(
+            "held-out files are required: --data DOMAIN=FILE,... or evaluation.validation in --config"
+        )
     texts: dict[str, list[str]] = {}
-    for domain, spec in specs.items():
-        texts[domain], bad = read_domain_texts(spec, text_field=args.text_field, max_docs=args.max_docs)
+    for domain, spec in cfg.validation.items():
+        texts[domain], bad = read_domain_texts(
+            spec, text_field=args.text_field, max_docs=cfg.max_docs_per_domain
+        )
         if bad:
             print(f"{domain}: {len(bad)} record(s) not scored, first: {bad[0]}")
-    model, tokenizer = load_model(args.model, args.device)
-    losses = domain_losses(model, tokenizer, texts, block_size=args.block_size, batch_size=args.batch_size)
+    model, tokenizer = load_model(args.model, cfg.device)
+    losses = domain_losses(model, tokenizer, texts, block_size=cfg.block_size, batch_size=cfg.loss_batch_size)
     for domain, values in losses.items():
         print(
             f"{domain}: loss {_fmt(values['loss'])} nats/token  bpb {_fmt(values['bpb'])}  "
@@ -98,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ),
     )
     e.add_argument("--out", required=True, help="folder for NAME.jsonl per task and metrics.json")
-    e.add_argument("--batch-size", type=int, default=32, help="documents per forward pass")
+    add_config_argument(e, "evaluation")
+    e.add_argument("--batch-size", type=int, default=None, help="documents per forward pass (default 32)")
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     e.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
     e.set_defaults(func=_cmd_eval)
@@ -107,10 +135,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "domain-loss", help="validation loss and bits per byte on held-out text of each domain"
     )
     d.add_argument("--model", required=True, help="model folder")
-    d.add_argument("--data", required=True, help="DOMAIN=FILE[,DOMAIN=FILE...] held-out JSONL/Parquet files")
+    d.add_argument(
+        "--data",
+        default=None,
+        help="DOMAIN=FILE[,DOMAIN=FILE...] held-out JSONL/Parquet files (default: evaluation.validation)",
+    )
     d.add_argument("--out", required=True, help="output JSON file (domain -> loss, bpb, counts)")
-    d.add_argument("--block-size", type=int, default=512, help="tokens per scored window")
-    d.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    add_config_argument(d, "evaluation")
+    d.add_argument("--block-size", type=int, default=None, help="tokens per scored window (default 256)")
+    d.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default 8)")
     d.add_argument("--max-docs", type=int, default=None, help="score at most N documents per domain")
     d.add_argument("--text-field", default="text", help="name of the text field/column")
     d.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")

@@ -20,7 +20,7 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     tasks: dict[str, Task] | None = None,
 ) -> dict[str, float]:
-    """Score the model at ``model_path`` on ``config.tasks`` and ``config.domain_data``.
+    """Score the model at ``model_path`` on ``config.tasks`` and ``config.validation``.
 
     Returns the flat ``metrics.csv`` row (``<task>/acc`` ... ``bpb/<domain>``). With ``out_dir`` the files
     of ``mixlab eval`` (``<task>.jsonl``, ``metrics.json``) and ``domain_loss.json`` are written there.
@@ -39,7 +39,7 @@ def evaluate_loaded(
     texts: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """:func:`evaluate_run` for a model already in memory (e.g. a merged proxy); ``texts`` caches the
-    validation documents per domain (read from ``config.domain_data`` when None)."""
+    validation documents per domain (read from ``config.validation`` when None)."""
     tasks = (
         tasks if tasks is not None else {name: load_task(name, spec) for name, spec in config.tasks.items()}
     )
@@ -63,8 +63,8 @@ def evaluate_loaded(
 
 
 def read_validation_texts(config: EvalConfig) -> dict[str, list[str]]:
-    """The held-out documents of every domain of ``config.domain_data`` (at most ``max_docs_per_domain``)."""
+    """The held-out documents of every domain of ``config.validation`` (at most ``max_docs_per_domain``)."""
     return {
         domain: read_domain_texts(path, max_docs=config.max_docs_per_domain)[0]
-        for domain, path in config.domain_data.items()
+        for domain, path in config.validation.items()
     }

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from mixlab.mixtures.catalog import load_catalog
-from mixlab.mixtures.config import MixtureConfig, load_section, parse_tokens
+from mixlab.mixtures.config import MixtureConfig, parse_tokens
 from mixlab.mixtures.sampler import catalog_domain_tokens, entropy, sample_mixtures
 from mixlab.pool.pool import Pool
+from mixlab.stage_config import add_config_argument, stage_config
 from mixlab.swarm import write_ratios
 
 
 def _config_from_args(args: argparse.Namespace) -> MixtureConfig:
-    values = load_section(args.config, "mixtures") if args.config else {}
     overrides = {
         "n": args.n,
         "seed": args.seed,
@@ -24,12 +22,7 @@ def _config_from_args(args: argparse.Namespace) -> MixtureConfig:
         "min_weight": args.min_weight,
         "repeats": args.repeats,
     }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return MixtureConfig(**values)
-    except ValidationError as exc:
-        where = args.config or "command line"
-        raise ValueError(f"{where}: invalid mixtures config: {exc}") from exc
+    return stage_config(MixtureConfig, args.config, "mixtures", overrides)
 
 
 def _cmd_mixtures(args: argparse.Namespace) -> int:
@@ -68,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("mixtures", help="sample candidate mixtures (RegMix Dirichlet) into ratios.csv")
     p.add_argument("pool", help="pool folder")
     p.add_argument("--n", type=int, default=None, help="number of mixtures (default 64)")
-    p.add_argument("--config", default=None, help="YAML with a `mixtures:` section (MixtureConfig fields)")
+    add_config_argument(p, "mixtures")
     p.add_argument("--budget", default=None, help="token budget (e.g. 10B, 500M): enables availability caps")
     p.add_argument("--max-epochs", type=float, default=None, help="repetition cap per domain (default 4)")
     p.add_argument(

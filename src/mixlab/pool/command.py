@@ -7,21 +7,36 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mixlab.pool.config import IngestConfig
 from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
+
+#: ``mixlab ingest`` flags, named like the IngestConfig fields they override.
+INGEST_FLAGS = ("tokenizer", "shard_docs", "max_chars", "text_field", "decode_tokenizer", "on_error")
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    overrides = flag_values(args, INGEST_FLAGS)
+    if args.inputs:
+        overrides["inputs"] = list(args.inputs)
+    cfg = stage_config(
+        IngestConfig,
+        args.config,
+        "ingest",
+        overrides,
+        flag_names={"inputs": "INPUTS", "tokenizer": "--tokenizer"},
+    )
     pool = ingest(
-        args.inputs,
+        cfg.inputs,
         args.out,
-        tokenizer=args.tokenizer,
-        shard_docs=args.shard_docs,
-        max_chars=args.max_chars,
-        text_field=args.text_field,
-        decode_tokenizer=args.decode_tokenizer,
+        tokenizer=cfg.tokenizer,
+        shard_docs=cfg.shard_docs,
+        max_chars=cfg.max_chars,
+        text_field=cfg.text_field,
+        decode_tokenizer=cfg.decode_tokenizer,
         force=args.force,
-        on_error=args.on_error,
+        on_error=cfg.on_error,
     )
     meta = pool.meta
     records = meta.get("documents_in", pool.n_docs() + pool.quarantine_count())
@@ -76,14 +91,17 @@ def _json_default(value: Any) -> Any:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ingest", help="read JSONL/Parquet/LMFlow/HF/ClimbLab inputs into a sharded pool")
-    p.add_argument("inputs", nargs="+", help="files or folders to read")
+    p.add_argument("inputs", nargs="*", help="files or folders to read (default: the config's ingest.inputs)")
     p.add_argument("--out", required=True, help="pool folder to create")
+    add_config_argument(p, "ingest")
     p.add_argument(
-        "--tokenizer", required=True, help="training tokenizer: folder, tokenizer.json, .model or name"
+        "--tokenizer", default=None, help="training tokenizer: folder, tokenizer.json, .model or name"
     )
-    p.add_argument("--shard-docs", type=int, default=10_000, help="documents per shard")
-    p.add_argument("--max-chars", type=int, default=1_000_000, help="quarantine documents longer than this")
-    p.add_argument("--text-field", default="text", help="name of the text field/column")
+    p.add_argument("--shard-docs", type=int, default=None, help="documents per shard (default 10000)")
+    p.add_argument(
+        "--max-chars", type=int, default=None, help="quarantine documents longer than this (default 1000000)"
+    )
+    p.add_argument("--text-field", default=None, help="name of the text field/column (default text)")
     p.add_argument(
         "--decode-tokenizer", default=None, help="tokenizer that decodes ClimbLab token ids (GPT-2)"
     )
@@ -95,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--on-error",
         choices=("quarantine", "fail"),
-        default="quarantine",
+        default=None,
         help="a bad record or file: quarantine it and go on (default), or stop with an error",
     )
     p.set_defaults(func=_cmd_ingest)

@@ -4,43 +4,35 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from mixlab.proxies.config import ProxyConfig
-from mixlab.yamlconfig import load_section
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 #: Sections of a pipeline YAML that may hold the proxy config (else the file itself is the config).
 CONFIG_SECTIONS: tuple[str, ...] = ("proxy", "proxies", "train")
 
-
-def load_proxy_yaml(path: Path) -> dict[str, Any]:
-    """Proxy settings from a YAML file: the whole file, or its ``proxy``/``proxies``/``train`` section."""
-    return load_section(path, *CONFIG_SECTIONS)
+#: ``mixlab train`` flags (argparse dest) -> ProxyConfig fields.
+TRAIN_FLAGS = {
+    "mode": "mode",
+    "preset": "preset",
+    "base_model": "base_model",
+    "steps": "max_steps",
+    "tokens": "train_tokens",
+    "lr": "lr",
+    "batch_size": "batch_size",
+    "block_size": "block_size",
+    "seed": "seed",
+    "device": "device",
+    "merge": "merge",
+    "threads": "num_threads",
+}
 
 
 def config_from_args(args: argparse.Namespace) -> ProxyConfig:
     """ProxyConfig from ``--config`` YAML, overridden by the explicit flags."""
-    values: dict[str, Any] = load_proxy_yaml(args.config) if args.config else {}
-    overrides = {
-        "mode": args.mode,
-        "preset": args.preset,
-        "base_model": args.base_model,
-        "max_steps": args.steps,
-        "train_tokens": args.tokens,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
-        "block_size": args.block_size,
-        "seed": args.seed,
-        "device": args.device,
-        "merge": args.merge,
-        "num_threads": args.threads,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return ProxyConfig(**values)
-    except Exception as exc:  # pydantic ValidationError: name the file
-        source = f"{args.config}: " if args.config else ""
-        raise ValueError(f"{source}invalid proxy config: {exc}") from exc
+    return stage_config(
+        ProxyConfig, args.config, CONFIG_SECTIONS, flag_values(args, TRAIN_FLAGS), what="proxy"
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -81,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--preset", default=None, help="scratch model size preset (demo, tiny-1m, small-15m, medium-60m)"
     )
-    p.add_argument("--config", default=None, help="proxy YAML (ProxyConfig fields, or a proxy: section)")
+    add_config_argument(p, "proxy")
     p.add_argument("--steps", type=int, default=None, help="maximum optimizer steps")
     p.add_argument("--tokens", type=int, default=None, help="token budget (sets the number of steps)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")

@@ -9,13 +9,27 @@ from pathlib import Path
 import pandas as pd
 
 from mixlab.pool.pool import atomic_write_text
-from mixlab.regression.config import Target
+from mixlab.regression.config import FitConfig, Target
 from mixlab.regression.models import MODEL_NAMES
 from mixlab.regression.targets import default_targets
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
+
+#: Flags of ``fit`` and ``search`` (argparse dest) -> FitConfig fields.
+FIT_FLAGS = {"model": "model", "cv": "cv_folds", "seed": "seed"}
+#: Keys of a pipeline YAML that fill FitConfig fields its ``fit`` section leaves unset.
+FIT_INHERIT = {"seed": "seed"}
 
 
-def targets_from_args(args: argparse.Namespace, metrics: pd.DataFrame) -> list[Target]:
-    """Targets named by ``--target`` / ``--sum-of`` (``--name``), with ``--direction``; all metrics when none."""
+def fit_config_from_args(args: argparse.Namespace) -> FitConfig:
+    """The ``fit`` section of ``--config`` (a pipeline's seed included) with the flags given on top."""
+    return stage_config(FitConfig, args.config, "fit", flag_values(args, FIT_FLAGS), inherit=FIT_INHERIT)
+
+
+def targets_from_args(
+    args: argparse.Namespace, metrics: pd.DataFrame, configured: list[Target] | None = None
+) -> list[Target]:
+    """Targets named by ``--target`` / ``--sum-of`` (``--name``), with ``--direction``; else the config's
+    ``targets``; else every metric."""
     targets = [Target.column(col, direction=args.direction) for col in (args.target or [])]
     for i, spec in enumerate(args.sum_of or []):
         cols = [c.strip() for c in spec.split(",") if c.strip()]
@@ -24,6 +38,8 @@ def targets_from_args(args: argparse.Namespace, metrics: pd.DataFrame) -> list[T
         names = args.name or []
         name = names[i] if i < len(names) else ("total" if i == 0 else f"total{i + 1}")
         targets.append(Target.sum_of(cols, name=name, direction=args.direction))
+    if not targets and configured:
+        targets = list(configured)
     if not targets:
         targets = default_targets(metrics)
         if args.direction:
@@ -31,10 +47,11 @@ def targets_from_args(args: argparse.Namespace, metrics: pd.DataFrame) -> list[T
     return targets
 
 
-def add_swarm_args(p: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``fit`` and ``search``: the swarm tables, targets and model choice."""
+def add_swarm_args(p: argparse.ArgumentParser, *sections: str) -> None:
+    """Arguments shared by ``fit`` and ``search``: the swarm tables, targets, model choice and ``--config``."""
     p.add_argument("--ratios", required=True, help="ratios.csv: run id column + one weight column per domain")
     p.add_argument("--metrics", required=True, help="metrics.csv: run id column + metric columns")
+    add_config_argument(p, *(sections or ("fit",)))
     p.add_argument(
         "--target", action="append", help="metric column to fit (repeatable; default: every metric)"
     )
@@ -43,26 +60,36 @@ def add_swarm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--direction", choices=["min", "max"], help="min for losses, max for accuracies (default: guessed)"
     )
-    p.add_argument("--model", default="auto", choices=MODEL_NAMES, help="regressor, or auto = choose by CV")
-    p.add_argument("--cv", type=int, default=5, help="cross-validation folds")
-    p.add_argument("--seed", type=int, default=0, help="seed of CV folds and models")
+    p.add_argument(
+        "--model", default=None, choices=MODEL_NAMES, help="regressor, or auto = choose by CV (default auto)"
+    )
+    p.add_argument("--cv", type=int, default=None, help="cross-validation folds (default 5)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of CV folds and models (default: the pipeline's seed, else 0)",
+    )
 
 
 def fit_from_args(args: argparse.Namespace):
-    """Read the swarm named by the arguments and fit its targets."""
+    """Read the swarm named by the arguments and fit its targets (settings: ``fit`` of ``--config``, flags)."""
     from mixlab.regression.fit import fit_targets
     from mixlab.swarm import read_metrics, read_ratios
 
+    cfg = fit_config_from_args(args)
     ratios = read_ratios(args.ratios)
     metrics = read_metrics(args.metrics)
-    targets = targets_from_args(args, metrics)
+    targets = targets_from_args(args, metrics, cfg.targets)
     return fit_targets(
         ratios,
         metrics,
         targets,
-        model=args.model,
-        folds=args.cv,
-        seed=args.seed,
+        model=cfg.model,
+        folds=cfg.cv_folds,
+        seed=cfg.fold_seed,
+        candidates=cfg.candidates,
+        metric=cfg.selection_metric,
         sources={"ratios": str(args.ratios), "metrics": str(args.metrics)},
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Direction = Literal["min", "max"]
 
@@ -72,22 +72,62 @@ def guess_direction(column: str) -> Direction:
 
 
 class FitConfig(BaseModel):
-    """How targets are fitted: the model (or 'auto' to pick by cross-validation) and the CV protocol."""
+    """How targets are fitted: the model (or 'auto' to pick by cross-validation) and the CV protocol.
 
-    targets: list[Target] = Field(
-        default_factory=list, description="Targets to fit; empty = every metric column."
-    )
+    The ``fit`` section of the pipeline YAML and what ``mixlab fit`` / ``mixlab search`` read with
+    ``--config``. In a pipeline, an unset ``seed`` is the pipeline's ``seed``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(
         default="auto",
-        description="Regressor name (linear, ridge, log_ridge, lightgbm, lightgbm_tuned, mixing_law, gp, "
-        "bootstrap, stack) or 'auto' to choose per target by cross-validation on the swarm.",
+        description=(
+            "regressor: auto (chosen by CV) | linear | ridge | log_ridge | lightgbm | lightgbm_tuned | "
+            "mixing_law | gp | bootstrap | stack"
+        ),
+    )
+    cv_folds: int = Field(default=5, ge=2, description="cross-validation folds")
+    seed: int | None = Field(
+        default=None,
+        description="seed of the CV fold split and of the models (default: the pipeline's seed, else 0)",
     )
     candidates: list[str] | None = Field(
         default=None,
-        description="Models 'auto' chooses from (default: mixlab.regression.models.AUTO_CANDIDATES).",
+        description="models 'auto' chooses from (default: mixlab.regression.models.AUTO_CANDIDATES)",
     )
-    folds: int = Field(default=5, ge=2, description="Number of cross-validation folds.")
-    seed: int = Field(default=0, description="Seed of the CV fold split and of the models.")
     selection_metric: Literal["spearman", "pearson", "mae"] = Field(
-        default="spearman", description="CV metric that 'auto' maximises (mae is minimised)."
+        default="spearman", description="CV metric that 'auto' maximises (mae is minimised)"
     )
+    targets: list[Target] = Field(
+        default_factory=list,
+        description="targets to fit (mixlab fit; empty = every metric column); a pipeline fits total and each task",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        return _check_model(model)
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
+            _check_model(name, allow_auto=False)
+        return names
+
+    @property
+    def fold_seed(self) -> int:
+        """The seed actually used: ``seed``, or 0 when unset outside a pipeline."""
+        return 0 if self.seed is None else self.seed
+
+
+def _check_model(model: str, allow_auto: bool = True) -> str:
+    from mixlab.regression.models import MODEL_NAMES
+
+    allowed = [m for m in MODEL_NAMES if allow_auto or m != "auto"]
+    parts = [model] if allow_auto else model.split("+")  # a candidate may be an ensemble "a+b"
+    for part in parts:
+        if part not in allowed:
+            raise ValueError(f"unknown model {part!r} (allowed: {', '.join(allowed)})")
+    return model

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixlab.evaluation.config import EvalConfig
 from mixlab.pool.pool import atomic_write_text
+from mixlab.regression.command import FIT_INHERIT
+from mixlab.regression.config import FitConfig
 from mixlab.regression.models import MODEL_NAMES
 from mixlab.regression.signal import DIRECTIONS, SCREENED, choose_metric, signal_table
 from mixlab.regression.targets import align_swarm
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 
 def tasks_in(metrics: pd.DataFrame) -> list[str]:
@@ -54,11 +58,21 @@ def _cmd_signal(args: argparse.Namespace) -> int:
     ratios, metrics = align_swarm(
         read_ratios(args.ratios), read_metrics(args.metrics), args.ratios, args.metrics
     )
-    tasks = args.tasks.split(",") if args.tasks else tasks_in(metrics)
+    ev = stage_config(EvalConfig, args.config, "evaluation", {"signal_model": args.model})
+    fit = stage_config(
+        FitConfig,
+        args.config,
+        "fit",
+        flag_values(args, {"folds": "cv_folds", "seed": "seed"}),
+        inherit=FIT_INHERIT,
+    )
+    tasks = args.tasks.split(",") if args.tasks else (list(ev.tasks) or tasks_in(metrics))
     if not tasks:
         raise ValueError(f"{args.metrics}: no <task>/<metric> columns")
     wanted = args.metrics_to_try.split(",") if args.metrics_to_try else list(SCREENED)
-    table = signal_table(ratios, metrics, tasks, wanted, model=args.model, folds=args.folds, seed=args.seed)
+    table = signal_table(
+        ratios, metrics, tasks, wanted, model=ev.signal_model, folds=fit.cv_folds, seed=fit.fold_seed
+    )
     objectives = list(dict.fromkeys(table["objective"]))
     chosen = {o: choose_metric(table, o, min_snr=args.min_snr) for o in objectives}
     print(format_table(table, chosen))
@@ -87,12 +101,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("ratios", help="ratios.csv (repeated mixtures are identical rows)")
     p.add_argument("metrics", help="metrics.csv with <task>/<metric> columns")
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: every task found)")
-    p.add_argument("--metrics-to-try", default=None, help="comma-separated metric names (default: acc, acc_norm, gold_bpb, correct_prob, margin)")
     p.add_argument(
-        "--model", default="gp", choices=MODEL_NAMES, help="regressor for the out-of-fold Spearman"
+        "--metrics-to-try",
+        default=None,
+        help="comma-separated metric names (default: acc, acc_norm, gold_bpb, correct_prob, margin)",
     )
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (over distinct mixtures)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fold split and the regressor")
+    add_config_argument(p, "evaluation", "fit")
+    p.add_argument(
+        "--model",
+        default=None,
+        choices=MODEL_NAMES,
+        help="regressor for the out-of-fold Spearman (default: evaluation.signal_model, gp)",
+    )
+    p.add_argument(
+        "--folds", type=int, default=None, help="cross-validation folds over distinct mixtures (default 5)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the fold split and the regressor (default 0)"
+    )
     p.add_argument("--min-snr", type=float, default=1.0, help="SNR a metric needs to be chosen")
     p.add_argument("--out", default=None, help="write the table as CSV")
     p.set_defaults(func=_cmd_signal)

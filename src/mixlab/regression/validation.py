@@ -14,17 +14,24 @@ from mixlab.console import tqdm
 from mixlab.regression.models import AUTO_CANDIDATES, make_regressor, single_thread_blas
 
 
+def cv_splits(n: int, folds: int = 5, seed: int = 0) -> list[tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """The (train, test) index pairs of shuffled K-fold over ``n`` runs: the same ``seed`` gives the same
+    folds, another seed other folds (the pipeline's ``seed`` reaches here through ``fit.seed``)."""
+    if n < folds:
+        raise ValueError(f"{n} runs are too few for {folds}-fold cross-validation")
+    return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros((n, 1))))
+
+
 def cv_predictions(
     model_name: str, X: ArrayLike, y: ArrayLike, folds: int = 5, seed: int = 0, **params: object
 ) -> NDArray[np.float64]:
     """Out-of-fold predictions of ``model_name`` under shuffled K-fold (each run predicted once, unseen)."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if len(y) < folds:
-        raise ValueError(f"{len(y)} runs are too few for {folds}-fold cross-validation")
+    splits = cv_splits(len(y), folds, seed)
     oof = np.empty_like(y)
     with single_thread_blas():
-        for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+        for train, test in splits:
             model = make_regressor(model_name, random_state=seed, **params)
             model.fit(X[train], y[train])
             oof[test] = model.predict(X[test])

@@ -114,12 +114,12 @@ def search_all(
     config = config or SearchConfig()
     overrides = {
         k: v
-        for k, v in {"method": method, "n": n_samples, "top_k": top_k, "seed": seed}.items()
+        for k, v in {"method": method, "n_samples": n_samples, "top_k": top_k, "seed": seed}.items()
         if v is not None
     }
     if overrides:
         config = config.model_copy(update=overrides)
-    constraints = constraints or config.constraints
+    constraints = constraints or config.constraints()
     if kl_weight is not None:
         constraints = constraints.model_copy(update={"kl_weight": float(kl_weight)})
     fit = fit_result
@@ -143,7 +143,7 @@ def search_all(
     cache: dict[str, NDArray[np.float64]] = {}
     if not constrained:
         candidates = simulate_candidates(
-            prior_vec, config.n, config.seed, config.concentrations, (lower, upper)
+            prior_vec, config.n_samples, config.sim_seed, config.concentrations, (lower, upper)
         )
     results: dict[str, dict[str, Any]] = {}
     for obj in objectives:
@@ -154,7 +154,7 @@ def search_all(
                 domains,
                 constraints,
                 direction=obj.direction,
-                seed=config.seed,
+                seed=config.sim_seed,
             )
             method = "constrained"
         else:

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from pydantic import ValidationError
-
-from mixlab.mixtures.config import load_section
 from mixlab.pool.pool import Pool
 from mixlab.select.config import SelectConfig
 from mixlab.select.export import FORMAT_FILES, export_selection
 from mixlab.select.mixture_files import MixtureFileError, load_mixture_file, load_ratios_run
 from mixlab.select.selection import select_documents
+from mixlab.stage_config import add_config_argument, stage_config
 
 
 def _config(args: argparse.Namespace) -> SelectConfig:
-    values: dict[str, Any] = load_section(args.config, "select") if args.config else {}
     overrides = {
         "budget_tokens": args.budget,
         "seed": args.seed,
@@ -26,15 +22,9 @@ def _config(args: argparse.Namespace) -> SelectConfig:
         "shortfall": args.shortfall,
         "soft_labels": True if args.soft_labels else None,
     }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if "budget_tokens" not in values:
-        raise ValueError(
-            "a token budget is required: pass --budget (e.g. 500M) or set budget_tokens in --config"
-        )
-    try:
-        return SelectConfig(**values)
-    except ValidationError as exc:
-        raise ValueError(f"{args.config or 'command line'}: invalid select config: {exc}") from exc
+    return stage_config(
+        SelectConfig, args.config, "select", overrides, flag_names={"budget_tokens": "--budget (e.g. 500M)"}
+    )
 
 
 def _run(args: argparse.Namespace, mixture: dict[str, float], label: str) -> int:
@@ -88,7 +78,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("pool", help="pool folder")
     p.add_argument("--budget", default=None, help="token budget, e.g. 10B, 500M, 200k (training tokenizer)")
-    p.add_argument("--config", default=None, help="YAML with a `select:` section (SelectConfig fields)")
+    add_config_argument(p, "select")
     p.add_argument(
         "--quality-policy",
         default=None,
