@@ -4,17 +4,33 @@ Train it on documents that look like what you want (e.g. the target tasks' quest
 positives and random pool documents as negatives; its probability is a quality score. Features are
 stateless (``HashingVectorizer``), so the fitted state is two arrays (``coef_``, ``intercept_``) saved
 as ``.npz`` — never a pickle.
+
+As a scorer of the quality stage (``quality.classifier.positive`` set), the model is fitted once in the
+driver (positives from the files, negatives a seeded sample of the pool), kept in
+``attrs/quality_classifier/model.npz`` while the settings and the positive files are unchanged, and
+applied to every shard through the executor (column ``classifier``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+
+from mixlab.executors import Executor
+from mixlab.pool.pool import Pool, fingerprint
+from mixlab.quality.config import ClassifierSettings
+from mixlab.quality.scorer import Prepared, Scorer, cached_artifact, score_key
+
+CLASSIFIER_ATTR = "quality_classifier"
 
 
 class QualityClassifier(ClassifierMixin, BaseEstimator):
@@ -80,3 +96,83 @@ class QualityClassifier(ClassifierMixin, BaseEstimator):
             model.intercept_ = data["intercept"]
         model.classes_ = np.array([0, 1])
         return model
+
+
+# -- the quality stage's classifier scorer ------------------------------------------------------------
+def read_positive_texts(paths: Sequence[str], fields: Sequence[str]) -> list[str]:
+    """One text per JSONL record: the named fields that hold text, joined by newlines (file:line errors)."""
+    texts: list[str] = []
+    for p in paths:
+        with Path(p).open(encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{p}:{line_no}: invalid JSON: {exc.msg}") from exc
+                parts = [rec[f] if isinstance(rec.get(f), str) else "" for f in fields]
+                text = "\n".join(x for x in parts if x)
+                if not text:
+                    raise ValueError(f"{p}:{line_no}: none of the fields {list(fields)} holds text")
+                texts.append(text)
+    return texts
+
+
+def _fit(pool: Pool, cs: ClassifierSettings, out: Path) -> None:
+    pos = read_positive_texts(cs.positive, cs.text_fields)
+    n_docs = pool.n_docs()
+    rng = np.random.default_rng(cs.seed)
+    pick = set(rng.choice(n_docs, size=min(cs.n_negative, n_docs), replace=False).tolist())
+    neg: list[str] = []
+    offset = 0
+    for shard in pool.shards:
+        texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
+        neg.extend(t for i, t in enumerate(texts) if offset + i in pick)
+        offset += len(texts)
+    QualityClassifier(n_features=cs.n_features, ngram_max=cs.ngram_max, C=cs.C).fit(pos, neg).save(out)
+
+
+def fit_classifier(pool: Pool, cs: ClassifierSettings, force: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Fit the quality classifier (or reuse the one fitted with these settings and positive files);
+    return its path and its key."""
+    key = {
+        "classifier": score_key(cs),
+        "positive_sha256": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in cs.positive],
+    }
+    path = pool.attr_dir(CLASSIFIER_ATTR) / "model.npz"
+    cached_artifact(path, key, lambda tmp: _fit(pool, cs, tmp), force)
+    return path, key
+
+
+def prepare_classifier(pool: Pool, settings: ClassifierSettings, executor: Executor, force: bool) -> Prepared:
+    path, key = fit_classifier(pool, settings, force)
+    # the fingerprint names the fitted model, so a long-lived worker never scores with an older fit
+    return Prepared(payload={"model": str(path), "fit": fingerprint(key)}, key=key)
+
+
+_MODELS: dict[str, QualityClassifier] = {}
+
+
+def classifier_shard(pool_root: str, shard: str, payload: dict[str, Any]) -> pa.Table:
+    """Shard stage: probability under the fitted quality classifier saved at ``payload['model']``."""
+    cache_key = f"{payload['model']}#{payload.get('fit', '')}"
+    if cache_key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[cache_key] = QualityClassifier.load(payload["model"])
+    texts = Pool.open(pool_root).read_shard(shard, ["text"]).column("text").to_pylist()
+    proba = _MODELS[cache_key].predict_proba(texts)[:, 1]
+    return pa.table({"classifier": pa.array(proba, type=pa.float64())})
+
+
+SCORER = Scorer(
+    name="classifier",
+    attr=CLASSIFIER_ATTR,
+    columns=("classifier",),
+    direction="higher",
+    settings=ClassifierSettings,
+    shard_fn=classifier_shard,
+    prepare=prepare_classifier,
+    hint="set quality.classifier.positive (JSONL files of target-like examples)",
+    release=_MODELS.clear,
+)

@@ -1,16 +1,19 @@
-"""CLI of the quality stage: ``mixlab quality``, ``mixlab perplexity``, ``mixlab density``."""
+"""CLI of the quality stage: ``mixlab quality``, ``mixlab perplexity``, ``mixlab density``.
+
+``perplexity`` and ``density`` run one scorer of the stage (:func:`mixlab.quality.scorers.run_scorer`, the
+code ``mixlab quality`` and ``mixlab run`` run), reading ``quality.NAME`` of ``--config`` with the flags on
+top; the attribute they write is the one the stage reuses.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
 from mixlab.executors import add_executor_arguments, executor_from_args
-from mixlab.pool.pool import Pool, fingerprint
+from mixlab.pool.pool import Pool
 from mixlab.quality.config import QualityConfig
+from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
@@ -42,75 +45,58 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_column(pool: Pool, name: str, values: np.ndarray, info: dict[str, Any]) -> None:
-    fp = fingerprint(info)
-    pool.set_attr_target(name, fp, info)
-    start = 0
-    for shard in pool.shards:
-        n = len(pool.read_shard(shard, ["id"]))
-        pool.write_attr(name, shard, pa.table({name: values[start : start + n]}), fp)
-        start += n
-    pool.write_attr_info(name, info)
+#: ``mixlab perplexity`` / ``mixlab density`` flags (argparse dest = settings field).
+PERPLEXITY_FLAGS = (
+    "model",
+    "gguf_file",
+    "tokenizer",
+    "max_length",
+    "batch_size",
+    "dtype",
+    "device",
+    "threads",
+    "gpus",
+)
+DENSITY_FLAGS = ("model", "k", "max_seq_length", "batch_size", "n_reference", "seed", "threads")
+
+
+def _run_scorer_command(args: argparse.Namespace, name: str, overrides: dict[str, Any]) -> int:
+    """One scorer of the quality stage (its section of ``--config``, then the flags) through the executor."""
+    from mixlab.quality.scorers import SCORERS, run_scorer
+
+    scorer = SCORERS[name]
+    settings = stage_config(
+        scorer.settings, args.config, [f"quality.{name}", name], overrides, what=f"quality.{name}"
+    )
+    if not settings.active():
+        raise ValueError(f"{name}: nothing to compute; {scorer.hint}")
+    pool = Pool.open(args.pool)
+    with executor_from_args(args) as executor:
+        computed = run_scorer(pool, name, settings, executor, force=args.force)
+    values = pool.read_attr(scorer.attr, columns=[scorer.signal])[scorer.signal]
+    print(f"{name}: {len(computed[scorer.attr])} of {len(pool.shards)} shard(s) computed")
+    print(
+        f"{name}: {len(values)} documents, median {values.median():.4g}, "
+        f"5%..95% {values.quantile(0.05):.4g}..{values.quantile(0.95):.4g}"
+    )
+    return 0
 
 
 def _cmd_perplexity(args: argparse.Namespace) -> int:
-    from mixlab.console import tqdm
-    from mixlab.quality.perplexity import PerplexityScorer
-
-    pool = Pool.open(args.pool)
-    scorer = PerplexityScorer(
-        args.model,
-        tokenizer=args.tokenizer,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        device=args.device,
-        gguf_file=args.gguf_file,
-    )
-    info = {
-        "stage": "perplexity",
-        "model": args.model,
-        "gguf_file": args.gguf_file,
-        "tokenizer": args.tokenizer,
-        "max_length": args.max_length,
-    }
-    fp = fingerprint(info)
-    with pool.lock("perplexity"):
-        pool.set_attr_target("perplexity", fp, info)  # another model: shards are replaced one by one
-        for shard in tqdm(pool.shards, desc="perplexity", unit="shard"):
-            if pool.attr_done("perplexity", shard, fp) and not args.force:
-                continue
-            texts = pool.read_shard(shard, ["text"]).column("text").to_pylist()
-            pool.write_attr("perplexity", shard, pa.table({"perplexity": scorer.score(texts)}), fp)
-        pool.write_attr_info("perplexity", info)
-    ppl = pool.read_attr("perplexity")["perplexity"]
-    print(
-        f"perplexity: {len(ppl)} documents, median {ppl.median():.2f}, 5%..95% {ppl.quantile(0.05):.2f}..{ppl.quantile(0.95):.2f}"
-    )
-    return 0
+    return _run_scorer_command(args, "perplexity", flag_values(args, PERPLEXITY_FLAGS))
 
 
 def _cmd_density(args: argparse.Namespace) -> int:
-    from mixlab.quality.density import embed_texts, knn_density, load_embedder
+    return _run_scorer_command(args, "density", {**flag_values(args, DENSITY_FLAGS), "enabled": True})
 
-    pool = Pool.open(args.pool)
-    info = {
-        "stage": "density",
-        "k": args.k,
-        "model": args.model or "all-MiniLM-L6-v2",
-        "max_chars": args.max_chars,
-    }
-    with pool.lock("density"):
-        if pool.has_attr("density", fingerprint(info)) and not args.force:
-            print("density: already computed with these settings (use --force to recompute)")
-            return 0
-        texts = pool.read_docs(["text"])["text"].str.slice(0, args.max_chars).tolist()
-        emb = embed_texts(texts, load_embedder(args.model), batch_size=args.batch_size)
-        dens = knn_density(emb, args.k)
-        _write_column(pool, "density", dens, info)
-    print(
-        f"density: {len(dens)} documents, k={args.k}, median {np.median(dens):.4f}, 99% {np.quantile(dens, 0.99):.4f}"
-    )
-    return 0
+
+def _scorer_common(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("pool", help="pool folder")
+    add_config_argument(parser, f"quality.{name}")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per shard (default 1)")
+    parser.add_argument("--workers", type=int, default=1, help="shards at once (processes or Ray tasks)")
+    parser.add_argument("--force", action="store_true", help="recompute finished shards")
+    add_executor_arguments(parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -126,9 +112,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     q.set_defaults(func=_cmd_quality)
 
     p = sub.add_parser("perplexity", help="perplexity under a causal LM -> attribute 'perplexity'")
-    p.add_argument("pool", help="pool folder")
+    _scorer_common(p, "perplexity")
     p.add_argument(
-        "--model", required=True, help="model folder or name (with --gguf-file: the folder holding it)"
+        "--model",
+        default=None,
+        help="model folder or name (with --gguf-file: the folder holding it); 'smollm2': the packaged GGUF",
     )
     p.add_argument(
         "--gguf-file",
@@ -136,19 +124,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="GGUF file name inside --model (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)",
     )
     p.add_argument("--tokenizer", default=None, help="tokenizer path (default: the model's own)")
-    p.add_argument("--max-length", type=int, default=512, help="tokens scored per document (truncation)")
-    p.add_argument("--batch-size", type=int, default=8, help="documents per forward pass")
-    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--force", action="store_true", help="recompute finished shards")
+    p.add_argument("--max-length", type=int, default=None, help="tokens scored per document (default 512)")
+    p.add_argument("--batch-size", type=int, default=None, help="documents per forward pass (default 8)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None, help="model dtype")
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default=None, help="default: cuda when visible"
+    )
+    p.add_argument(
+        "--gpus", type=float, default=None, help="GPUs per shard task (Ray; fractional shares one)"
+    )
     p.set_defaults(func=_cmd_perplexity)
 
     d = sub.add_parser("density", help="embedding k-NN distance (outlier score) -> attribute 'density'")
-    d.add_argument("pool", help="pool folder")
-    d.add_argument("--k", type=int, default=10, help="neighbours")
+    _scorer_common(d, "density")
+    d.add_argument("--k", type=int, default=None, help="neighbours (default 10)")
     d.add_argument(
-        "--model", default=None, help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)"
+        "--model", default=None, help="sentence-transformers folder (default: packaged all-MiniLM-L6-v2)"
     )
-    d.add_argument("--max-chars", type=int, default=2000, help="characters of each document embedded")
-    d.add_argument("--batch-size", type=int, default=64, help="texts per embedding batch")
-    d.add_argument("--force", action="store_true", help="recompute")
+    d.add_argument("--max-seq-length", type=int, default=None, help="tokens of each document embedded (128)")
+    d.add_argument("--batch-size", type=int, default=None, help="texts per embedding batch (default 32)")
+    d.add_argument("--n-reference", type=int, default=None, help="reference sample size (default 10000)")
+    d.add_argument("--seed", type=int, default=None, help="key of the reference sample")
     d.set_defaults(func=_cmd_density)

