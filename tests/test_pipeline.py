@@ -102,7 +102,10 @@ def test_quick_demo_produces_report_optimum_trust_and_confirmation(
     status = capsys.readouterr().out
     assert "8 ok of 8 runs" in status and "UNTRUSTED" in status and "report" in status
     # an untrusted total optimum builds no dataset unless the config allows it
-    assert not optimal["objectives"]["total"]["trusted"] or (demo_dir / "dataset" / "manifest.json").exists()
+    assert (
+        not optimal["objectives"]["total"]["trusted"]
+        or (demo_dir / "final" / "dataset" / "manifest.json").exists()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +125,12 @@ def built_dir(demo_dir: Path) -> Path:
 
 def test_dataset_at_the_budget_when_allowed(built_dir: Path) -> None:
     demo_dir = built_dir
-    manifest = json.loads((demo_dir / "dataset" / "manifest.json").read_text())
-    data = [json.loads(line) for line in (demo_dir / "dataset" / "data.jsonl").read_text().splitlines()]
+    manifest = json.loads((demo_dir / "final" / "dataset" / "manifest.json").read_text())
+    data = [
+        json.loads(line) for line in (demo_dir / "final" / "dataset" / "data.jsonl").read_text().splitlines()
+    ]
     assert len(data) > 0
-    assert (demo_dir / "dataset" / "data.json").exists()  # LMFlow text_only export
+    assert (demo_dir / "final" / "dataset" / "data.json").exists()  # LMFlow text_only export
     budget = manifest["budget_tokens"]
     assert abs(manifest["total_tokens"] - budget) <= max(int(m) for m in _doc_tokens(demo_dir, data))
     assert "Final dataset" in (demo_dir / "report.html").read_text(encoding="utf-8")
@@ -140,8 +145,10 @@ def _doc_tokens(demo_dir: Path, data: list[dict[str, object]]) -> list[int]:
 
 def test_manifest_tokens_match_the_tokenizer(built_dir: Path) -> None:
     demo_dir = built_dir
-    manifest = json.loads((demo_dir / "dataset" / "manifest.json").read_text())
-    data = [json.loads(line) for line in (demo_dir / "dataset" / "data.jsonl").read_text().splitlines()]
+    manifest = json.loads((demo_dir / "final" / "dataset" / "manifest.json").read_text())
+    data = [
+        json.loads(line) for line in (demo_dir / "final" / "dataset" / "data.jsonl").read_text().splitlines()
+    ]
     assert sum(_doc_tokens(demo_dir, data)) == manifest["total_tokens"]
 
 

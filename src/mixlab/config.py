@@ -16,11 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mixlab.dedup.config import DedupConfig
 from mixlab.domains.config import PartitionConfig
 from mixlab.evaluation.config import EvalConfig
+from mixlab.final.config import FinalConfig
 from mixlab.mixtures.config import MixtureConfig
 from mixlab.pool.config import IngestConfig
 from mixlab.proxies.config import ProxyConfig
 from mixlab.quality.config import QualityConfig
 from mixlab.regression.config import FitConfig
+from mixlab.rounds import RoundsSection, rounds_problems
 from mixlab.routes import ProxiesSection
 from mixlab.search.config import SearchConfig
 from mixlab.search.trust import TrustConfig
@@ -85,6 +87,14 @@ class PipelineConfig(_Strict):
     build: BuildSection
     confirm: ConfirmSection = Field(default_factory=ConfirmSection)
     trust: TrustConfig = Field(default_factory=TrustConfig)
+    rounds: RoundsSection = Field(
+        default_factory=RoundsSection,
+        description=(
+            "rounds of proxies, e.g. [64, 32, 16]: the first replaces mixtures.n, each later one is proposed "
+            "by the predictor fitted on every run before it (CLIMB); empty: one round"
+        ),
+    )
+    final: FinalConfig = Field(default_factory=FinalConfig)
 
     @field_validator("evaluation")
     @classmethod
@@ -114,6 +124,17 @@ class PipelineConfig(_Strict):
         if self.search.seed is None:
             self.search.seed = self.seed
         return self
+
+    @model_validator(mode="after")
+    def _first_round(self) -> PipelineConfig:
+        """``rounds.sizes[0]`` is the number of sampled mixtures of round 1 (it replaces ``mixtures.n``)."""
+        if self.rounds.sizes and self.mixtures.n != self.rounds.sizes[0]:
+            self.mixtures = self.mixtures.model_copy(update={"n": self.rounds.sizes[0]})
+        return self
+
+    def quick(self) -> PipelineConfig:
+        """The same pipeline at smoke-test scale (``mixlab run --quick``): see :data:`QUICK_SCALE`."""
+        return quick_config(self)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
@@ -152,7 +173,71 @@ def pipeline_problems(cfg: PipelineConfig) -> list[str]:
         problems.append("fit.targets: a pipeline fits total and every task; targets are for `mixlab fit`")
     if cfg.mixtures.n < 3:
         problems.append(f"mixtures.n: the fit needs at least 3 proxy runs, got {cfg.mixtures.n}")
+    problems += rounds_problems(cfg) + final_problems(cfg)
     return problems
+
+
+def final_problems(cfg: PipelineConfig) -> list[str]:
+    """The final run needs a model to adapt: refused only when ``final.enabled`` was set explicitly
+    (otherwise a pipeline without a base model skips the final run with a log line)."""
+    base = cfg.final.base_model or cfg.proxy.base_model
+    if cfg.final.enabled and base is None and "enabled" in cfg.final.model_fields_set:
+        return [
+            "final.base_model: the final run adapts a base model; set final.base_model (or proxy.base_model)"
+        ]
+    return []
+
+
+#: What ``--quick`` does to a pipeline (:func:`quick_config`): caps, never raises.
+QUICK_SCALE: dict[str, int] = {
+    "mixtures": 6,
+    "repeats": 2,
+    "later_rounds": 3,
+    "proxy_steps": 20,
+    "eval_items": 64,
+    "search_samples": 20_000,
+    "search_top_k": 64,
+    "confirm_seeds": 2,
+    "build_tokens": 1_000_000,
+    "final_steps": 10,
+    "final_batch": 4,
+    "final_block": 256,
+}
+
+
+def quick_config(cfg: PipelineConfig) -> PipelineConfig:
+    """``cfg`` at smoke-test scale, for a first run of a new pipeline file (``mixlab run FILE --quick``).
+
+    Caps (a setting already smaller stays): at most 6 mixtures in round 1 and 3 in each later round,
+    2 repeated mixtures, proxies of at most 20 steps, 64 items per task, 20,000 simulated mixtures (top
+    64), confirmation with 2 seeds and no per-task arms, a final dataset of at most 1M tokens, and a
+    final run of at most 10 steps of 4 blocks of 256 tokens. Everything else, the data and the models
+    included, is the file's.
+    """
+    q = QUICK_SCALE
+    raw = cfg.model_dump(mode="json", exclude_unset=False)
+    sizes = raw["rounds"]["sizes"]
+    if sizes:
+        later = [min(n, q["later_rounds"]) for n in sizes[1:]]
+        raw["rounds"]["sizes"] = [min(sizes[0], q["mixtures"]), *later]
+    raw["mixtures"]["n"] = min(raw["mixtures"]["n"], q["mixtures"])
+    raw["mixtures"]["repeats"] = min(raw["mixtures"]["repeats"], q["repeats"])
+    proxy = raw["proxy"]
+    proxy["max_steps"] = min(proxy["max_steps"] or q["proxy_steps"], q["proxy_steps"])
+    ev = raw["evaluation"]
+    ev["limit"] = min(ev["limit"] or q["eval_items"], q["eval_items"])
+    raw["search"]["n_samples"] = min(raw["search"]["n_samples"], q["search_samples"])
+    raw["search"]["top_k"] = min(raw["search"]["top_k"], q["search_top_k"])
+    raw["confirm"]["seeds"] = min(raw["confirm"]["seeds"], q["confirm_seeds"])
+    raw["confirm"]["per_task"] = False
+    raw["build"]["budget_tokens"] = min(raw["build"]["budget_tokens"], q["build_tokens"])
+    final = raw["final"]
+    if "enabled" not in cfg.final.model_fields_set:  # still a default: no base model skips, not refuses
+        final.pop("enabled")
+    final["max_steps"] = min(final["max_steps"] or q["final_steps"], q["final_steps"])
+    final["batch_size"] = min(final["batch_size"], q["final_batch"])
+    final["block_size"] = min(final["block_size"], q["final_block"])
+    return PipelineConfig.model_validate(raw)
 
 
 def load_config(path: str | Path) -> PipelineConfig:

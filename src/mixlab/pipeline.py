@@ -41,6 +41,12 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
     trust: dict[str, str] = field(default_factory=dict)
     """Objective -> its trust verdict in words."""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    """One record per round of proxies (``rounds.json``)."""
+    final: dict[str, Any] | None = None
+    """``final/final.json`` of the final run, when it ran."""
+    final_note: str = ""
+    """``done``, ``skipped: <why>`` or ``failed: <error>``."""
 
 
 # --- per-run callables for the swarm (module level so they pickle into worker processes) --------------
@@ -217,12 +223,21 @@ def run_swarm_step(
 
 
 def _forget_changed_runs(ratios: pd.DataFrame, out_dir: Path) -> None:
-    """Drop the finished marker of every run whose mixture differs from the one it was trained on."""
+    """Drop the finished marker of every run whose mixture differs from the one it was trained on.
+
+    ``out_dir/ratios.csv`` records the mixture of every run the folder holds: the rows of ``ratios``, then
+    rows of earlier calls that ``ratios`` does not name (a later round's runs, while an earlier round is
+    being finished), so that those keep their markers.
+    """
     from mixlab.proxies.swarm import DONE_MARKER
 
     path = out_dir / "ratios.csv"
+    record = ratios
     if path.exists():
         old = read_ratios(path)
+        others = old.loc[[r for r in old.index if r not in ratios.index]]
+        if len(others) and set(old.columns) == set(ratios.columns):
+            record = pd.concat([ratios, others[list(ratios.columns)]])
         for run in ratios.index:
             if run in old.index and set(old.columns) == set(ratios.columns):
                 same = np.allclose(
@@ -235,7 +250,7 @@ def _forget_changed_runs(ratios: pd.DataFrame, out_dir: Path) -> None:
                 log.info("%s: mixture of run %s changed; it is trained again", out_dir.name, run)
                 marker.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_ratios(path, ratios)
+    write_ratios(path, record)
 
 
 def ok_runs(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -274,9 +289,11 @@ def fit_and_search(
     metrics: pd.DataFrame,
     prior: dict[str, float],
     available: dict[str, int],
+    write: bool = True,
 ) -> dict[str, Any]:
     """Choose each objective's metric, fit one regressor per objective (total + each task), search each
-    optimum, judge whether it can be trusted, and write ``optimal*.json`` and ``signal.csv``.
+    optimum, judge whether it can be trusted, and write ``optimal*.json`` and ``signal.csv`` (unless
+    ``write`` is False: the fit of a round before the last, :mod:`mixlab.rounds`).
 
     The search respects what the pool holds: no domain may need more than ``max_epochs`` passes over its
     available tokens at the final build budget.
@@ -292,7 +309,8 @@ def fit_and_search(
     if len(runs) < 3:
         raise ValueError(f"only {len(runs)} proxy runs succeeded; at least 3 are needed to fit a regressor")
     signal, chosen_metric = choose_metrics(cfg, ratios.loc[runs], ok.loc[runs])
-    atomic_write_text(work / "signal.csv", signal.to_csv(index=False))
+    if write:
+        atomic_write_text(work / "signal.csv", signal.to_csv(index=False))
     tasks = list(cfg.evaluation.tasks)
     m_total = chosen_metric["total"]
     targets = [
@@ -346,12 +364,13 @@ def fit_and_search(
             }
         )
         log.log(
-            logging.INFO if verdict.trusted else logging.WARNING,
+            logging.DEBUG if not write else logging.INFO if verdict.trusted else logging.WARNING,
             "%s: %s",
             "trusted" if verdict.trusted else "UNTRUSTED",
             verdict.reason,
         )
-    write_optimal(work / "optimal.json", results, out_dir=work)
+    if write:
+        write_optimal(work / "optimal.json", results, out_dir=work)
     return {"fit": fit, "results": results, "signal": signal, "metrics": chosen_metric, "verdicts": verdicts}
 
 
@@ -469,16 +488,33 @@ def confirm_step(
 
 
 def run_pipeline(cfg: PipelineConfig) -> RunSummary:
-    """Run every stage; return where the report, the optimum and the dataset are."""
-    from mixlab.report.build import build_report
+    """Run every stage; return where the report, the optimum, the dataset and the final model are.
+
+    The run directory is locked (``DIR/.mixlab-run.lock``) while the run works: a second run of the same
+    directory waits, and ``mixlab status`` tells a live run from an interrupted one.
+    """
+    from mixlab.paths import file_lock
+    from mixlab.status import RUN_LOCK
 
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    with file_lock(work / RUN_LOCK, f"run directory {work}"):
+        return _run_locked(cfg, work)
+
+
+def _run_locked(cfg: PipelineConfig, work: Path) -> RunSummary:
+    from mixlab.final import final_paths
+    from mixlab.mixtures.sampler import available_tokens
+    from mixlab.report.build import build_report
+    from mixlab.rounds import finish_rounds, run_rounds
+    from mixlab.routes import run_proxies  # proxies.method: swarm | merged | mixmin
+
     timings: dict[str, float] = {}
 
     def timed(name: str, t0: float) -> None:
         timings[name] = round(time.perf_counter() - t0, 2)
         log.info("%s done in %.1fs", name, timings[name])
+        atomic_write_text(work / "timings.json", json.dumps(timings, indent=2))
 
     t0 = time.perf_counter()
     pool = prepare_pool(cfg, pipeline_executor(cfg))
@@ -487,30 +523,34 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
     t0 = time.perf_counter()
     ratios = candidate_mixtures(cfg, pool)
     domains = list(ratios.columns)
-    from mixlab.routes import run_proxies  # proxies.method: swarm | merged | mixmin
-
-    ratios, swarm_metrics, routed = run_proxies(cfg, pool, ratios)
+    baselines = baseline_mixtures(cfg, pool, domains)
+    available = available_tokens(pool, view=cfg.mixtures)
+    rounds = None
+    routed = None
+    if cfg.proxies.method == "swarm":  # rounds: each round's runs, then the next round's proposal
+        rounds = run_rounds(cfg, pool, ratios, baselines["natural"], available)
+        ratios, swarm_metrics = rounds.ratios, rounds.metrics
+    else:
+        ratios, swarm_metrics, routed = run_proxies(cfg, pool, ratios)
     timed("swarm", t0)
 
     t0 = time.perf_counter()
-    baselines = baseline_mixtures(cfg, pool, domains)
-    from mixlab.mixtures.sampler import available_tokens
-
-    available = available_tokens(pool, view=cfg.mixtures)
     found = routed or fit_and_search(cfg, ratios, swarm_metrics, baselines["natural"], available)
+    if rounds is not None:
+        finish_rounds(cfg, rounds, found)
     optimal_weights: dict[str, float] = found["results"]["objectives"][cfg.search.objective]["weights"]
     timed("fit+search", t0)
 
     t0 = time.perf_counter()
     objective = found["results"]["objectives"][cfg.search.objective]
-    dataset_dir: Path | None = work / "dataset"
+    dataset_dir: Path | None = final_paths(work).dataset
     if objective["trusted"] or cfg.trust.allow_untrusted:
         if not objective["trusted"]:
             log.warning(
                 "building the final dataset from an UNTRUSTED optimum (trust.allow_untrusted): %s",
                 objective["reason"],
             )
-        build_dataset(cfg, pool, optimal_weights, dataset_dir)
+        build_dataset(cfg, pool, optimal_weights, final_paths(work).dataset)
     else:
         log.warning(
             "final dataset NOT built: the %s optimum is untrusted (%s). Grow the swarm, use a metric with "
@@ -528,9 +568,12 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
         timed("confirm", t0)
 
     t0 = time.perf_counter()
+    final, final_note = final_step(cfg, pool, work, dataset_dir is not None)
+    timed("final", t0)
+
+    t0 = time.perf_counter()
     report = build_report(cfg, pool, found, confirm, timings)
     timed("report", t0)
-    atomic_write_text(work / "timings.json", json.dumps(timings, indent=2))
     return RunSummary(
         workdir=work,
         report=report,
@@ -542,4 +585,38 @@ def run_pipeline(cfg: PipelineConfig) -> RunSummary:
             name: ("trusted: " if v.trusted else "UNTRUSTED: ") + v.reason
             for name, v in found["verdicts"].items()
         },
+        rounds=rounds.records if rounds is not None else [],
+        final=final,
+        final_note=final_note,
     )
+
+
+def final_step(cfg: PipelineConfig, pool: Pool, work: Path, built: bool) -> tuple[dict[str, Any] | None, str]:
+    """The final run (:mod:`mixlab.final`) when enabled and possible: ``(final.json, note)``.
+
+    Skipped, with a log line and ``final/skipped.json``, when disabled, when the final dataset was not
+    built (untrusted optimum) or when there is no base model; a failure is logged and recorded in
+    ``final/error.log`` and its note says ``failed``, so the report is still written.
+    """
+    from mixlab.final import final_paths, run_final, skip_final
+
+    base = cfg.final.base_model or cfg.proxy.base_model
+    reason = (
+        "final.enabled is false"
+        if not cfg.final.enabled
+        else "no final dataset (the optimum is untrusted; trust.allow_untrusted builds it anyway)"
+        if not built
+        else "no base model to adapt (set final.base_model; proxy.mode scratch has none)"
+        if base is None
+        else ""
+    )
+    if reason:
+        skip_final(work, reason)
+        return None, f"skipped: {reason}"
+    assert base is not None
+    try:
+        final = run_final(cfg.final, base, pool.tokenizer_spec, eval_config(cfg), work, cfg.seed)
+    except Exception as exc:  # noqa: BLE001 - the report is still written; the command exits non-zero
+        log.error("final run FAILED: %s (traceback: %s)", exc, final_paths(work).error)
+        return None, f"failed: {exc}"
+    return final, "done"

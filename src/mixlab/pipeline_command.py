@@ -25,6 +25,12 @@ def _print_summary(summary: object) -> None:
         print(
             "final dataset:   not built, the chosen optimum is untrusted (see below; trust.allow_untrusted)"
         )
+    if len(summary.rounds) > 1:
+        moves = " -> ".join(
+            f"{r['predicted']:.4g} [{r['interval'][0]:.4g}, {r['interval'][1]:.4g}]" for r in summary.rounds
+        )
+        print(f"rounds:          {len(summary.rounds)}; predicted optimum per round: {moves}")
+    print(f"final run:       {_final_line(summary)}")
     for verdict in summary.trust.values():
         print(f"  {verdict}")
     if summary.confirm is not None:
@@ -36,17 +42,33 @@ def _print_summary(summary: object) -> None:
         print("timings (s):     " + ", ".join(f"{k} {v:.0f}" for k, v in summary.timings.items()))
 
 
+def _final_line(summary: object) -> str:
+    """The final run in one line: S = after - before summed over tasks, or why it did not run."""
+    from mixlab.pipeline import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    final = summary.final
+    if final is None:
+        return summary.final_note or "not run"
+    if "S" not in final:
+        return f"model {final['model']} (final.evaluate is false)"
+    parts = [f"{m} {final['S'][m]['total']:+.4f}" for m in ("acc", "acc_norm", "gold_bpb") if m in final["S"]]
+    return f"S = after - before summed over {len(final['tasks'])} tasks: {', '.join(parts)}; model {final['model']}"
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from mixlab.pipeline import run_pipeline
 
     cfg = load_config(args.config)
-    if args.workdir:
-        cfg = cfg.model_copy(update={"workdir": args.workdir})
+    if args.out:
+        cfg = cfg.model_copy(update={"workdir": args.out})
+    if args.quick:
+        cfg = cfg.quick()
     with calm(cfg.workdir, _verbosity(args)) as log_file:
         summary = run_pipeline(cfg)
     _print_summary(summary)
     print(f"log:             {log_file}")
-    return 0
+    return 1 if summary.final_note.startswith("failed") else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -84,7 +106,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = sub.add_parser("run", help="run the whole loop from a pipeline YAML")
     r.add_argument("config", help="pipeline YAML")
-    r.add_argument("--workdir", default=None, help="override the config's workdir")
+    r.add_argument(
+        "--out", "--workdir", dest="out", default=None, help="run directory (overrides the file's workdir)"
+    )
+    r.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke-test scale: few mixtures and short proxies, small final run (PipelineConfig.quick)",
+    )
     r.set_defaults(func=_cmd_run)
 
     d = sub.add_parser("demo", help="end-to-end run on the embedded demo world (no downloads)")

@@ -12,7 +12,7 @@ import pandas as pd
 from mixlab.pool.pool import Pool
 from mixlab.report import plots
 from mixlab.report.html import Section, write_report
-from mixlab.swarm import read_metrics, read_ratios
+from mixlab.swarm import read_metrics
 
 
 def _domain_table(pool: Pool) -> tuple[pd.DataFrame, dict[str, int], dict[str, int]]:
@@ -163,8 +163,21 @@ def build_report(
     cfg: Any, pool: Pool, found: dict[str, Any], confirm: dict[str, Any] | None, timings: dict[str, float]
 ) -> Path:
     """Write ``WORKDIR/report.html`` with tables and plots of every stage's results."""
+    from mixlab.final.stage import final_paths, read_final
+    from mixlab.report.later import final_line, final_section, rounds_section
+    from mixlab.rounds import read_rounds, swarm_ratios
+
     work = Path(cfg.workdir)
     pdir = work / "plots"
+    dataset_dir = final_paths(work).dataset
+    final = read_final(work) if final_paths(work).stamp("train").exists() else None
+    skipped = final_paths(work).skipped
+    final_note = ""
+    if skipped.exists():
+        final = None  # an earlier final run's results do not belong to this run
+        final_note = "skipped: " + str(json.loads(skipped.read_text(encoding="utf-8")).get("reason", ""))
+    elif final_paths(work).error.exists():
+        final_note = f"failed (see {final_paths(work).error})"
     metric_of = {o: obj.get("metric", "acc") for o, obj in found["results"]["objectives"].items()}
     task_cols = {name: f"{name}/{metric_of.get(name, 'acc')}" for name in cfg.evaluation.tasks}
     sections: list[Section] = []
@@ -182,19 +195,18 @@ def build_report(
         answer.paragraphs.extend(v for v in confirm["verdicts"] if v.startswith("optimal_"))
     answer.highlight = " ".join(headline)
     answer.tables.insert(0, ("trust verdict of every optimum", trust_table(objectives)))
-    built = (
-        (work / "dataset" / "manifest.json").exists()
-        and bool(objectives.get(chosen, {}).get("trusted"))
-        or ((work / "dataset" / "manifest.json").exists() and cfg.trust.allow_untrusted)
-    )
+    has_dataset = (dataset_dir / "manifest.json").exists()
+    built = has_dataset and (bool(objectives.get(chosen, {}).get("trusted")) or cfg.trust.allow_untrusted)
     answer.paragraphs.append(
         f"Optimal mixture (objective '{chosen}') written to {work / 'optimal.json'}; "
         + (
-            f"final dataset in {work / 'dataset'} (see its manifest.json)."
+            f"final dataset in {dataset_dir} (see its manifest.json)."
             if built
             else "final dataset NOT built: this optimum is untrusted (set trust.allow_untrusted to build it)."
         )
     )
+    if final is not None and "S" in final:
+        answer.highlight = f"{answer.highlight} {final_line(final)}".strip()
     sections.append(answer)
 
     signal_path = work / "signal.csv"
@@ -230,7 +242,7 @@ def build_report(
     sections.append(corpus)
 
     # -- swarm --------------------------------------------------------------------------------------------
-    ratios = read_ratios(work / "ratios.csv")
+    ratios = swarm_ratios(work)  # every round's runs
     metrics = read_metrics(work / "swarm" / "metrics.csv")
     swarm = Section("Proxy swarm", images=[plots.swarm_mixtures(ratios, pdir / "swarm_mixtures.png")])
     heat_cols = [c for c in task_cols.values() if c in metrics]
@@ -291,9 +303,13 @@ def build_report(
                 f"(mean of {confirm['seeds']} seeds at {confirm.get('scale', 1.0):g}x the proxy tokens)."
             )
     sections.append(reg)
+    rounds = read_rounds(work)
+    rounds_sec = rounds_section(rounds, pdir) if rounds is not None else None
+    if rounds_sec is not None:
+        sections.append(rounds_sec)
 
     # -- dataset ------------------------------------------------------------------------------------------
-    manifest_path = work / "dataset" / "manifest.json"
+    manifest_path = dataset_dir / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         per = manifest.get("domains", {})
@@ -310,5 +326,7 @@ def build_report(
             ds.tables.append(("tokens per domain", pd.DataFrame(per).T))
         sections.append(ds)
 
+    if cfg.final.enabled or final is not None:
+        sections.append(final_section(final, final_note))
     sections.append(Section("Timings (seconds)", tables=[("", pd.DataFrame({"seconds": timings}))]))
     return write_report(work / "report.html", "mixlab report", sections)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -178,4 +179,24 @@ def swarm_heatmap(ratios: pd.DataFrame, scores: pd.DataFrame, path: Path) -> Pat
     ax2.set_xticks(range(len(sc.columns)), list(sc.columns), rotation=35, ha="right", fontsize=8)
     ax2.set_yticks([])
     ax2.set_title("measured scores (colour: rank within column)", fontsize=9)
+    return _save(fig, path)
+
+
+def rounds_progress(records: list[dict[str, Any]], path: Path, objective: str) -> Path:
+    """The predicted optimum after each round with its 95% interval, and the runs behind it."""
+    rounds = [int(r["round"]) for r in records]
+    pred = np.array([float(r["predicted"]) for r in records])
+    lows = np.array([float(r["interval"][0]) for r in records])
+    highs = np.array([float(r["interval"][1]) for r in records])
+    runs = np.cumsum([int(r["n_runs"]) for r in records])
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.fill_between(rounds, lows, highs, color="tab:blue", alpha=0.2, label="95% interval")
+    ax.plot(rounds, pred, "o-", color="tab:blue", label="predicted optimum")
+    for x, y, n in zip(rounds, pred, runs, strict=True):
+        ax.annotate(f"{n} runs", (x, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    ax.set_xticks(rounds)
+    ax.set_xlabel("round")
+    ax.set_ylabel(f"predicted {objective}")
+    ax.set_title("predicted optimum across rounds", fontsize=10)
+    ax.legend(fontsize=8)
     return _save(fig, path)

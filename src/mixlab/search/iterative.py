@@ -52,12 +52,16 @@ def propose_next_round(
     bounds: tuple[ArrayLike, ArrayLike] | None = None,
     concentrations: Sequence[float] = (0.1, 0.3, 1.0, 3.0),
     id_prefix: str = "next",
+    centres: ArrayLike | None = None,
+    local_concentration: float = 30.0,
 ) -> pd.DataFrame:
     """``n_new`` new mixtures (a ratios table, ids ``<id_prefix>-<i>``) for the next proxy round.
 
     ``objective`` is a fitted target name (default: the only one, or a 'sum'/'weighted' target if there is
     one); its direction decides what 'best' means. ``min_distance`` is the minimum L1 distance to every
-    mixture already in the swarm and to each other new one.
+    mixture already in the swarm and to each other new one. Local candidates are Dirichlet draws
+    (concentration ``local_concentration`` x the centre) around the best measured mixtures and, when
+    given, around ``centres`` (rows in domain order, e.g. the predicted top-k of a search).
     """
     if n_new < 1:
         raise ValueError("n_new must be >= 1")
@@ -73,13 +77,16 @@ def propose_next_round(
     seen = fitted.ratios.to_numpy(dtype=np.float64)
     measured = fitted.values[name].to_numpy()
     best_measured = seen[top_k_indices(measured, min(8, len(measured)), direction)]
+    if centres is not None:
+        extra = np.atleast_2d(np.asarray(centres, dtype=np.float64))
+        if extra.shape[1] != len(domains):
+            raise ValueError(f"centres have {extra.shape[1]} columns, the fit has {len(domains)} domains")
+        best_measured = np.vstack([best_measured, extra])
 
     broad = sample_dirichlet(prior_vec, n_candidates // 2, concentrations, rng)
+    per_centre = max(1, n_candidates // (2 * len(best_measured)))
     local = np.vstack(
-        [
-            rng.dirichlet(np.maximum(w * 30.0, 0.05), size=max(1, n_candidates // (2 * len(best_measured))))
-            for w in best_measured
-        ]
+        [rng.dirichlet(np.maximum(w * local_concentration, 0.05), size=per_centre) for w in best_measured]
     )
     pool = np.vstack([broad, local])
     if bounds is not None:
@@ -90,6 +97,12 @@ def propose_next_round(
     n_exploit = n_new - n_explore
     order = top_k_indices(mean, max(n_exploit * 20, int(len(pool) * top_frac)), direction)
     picks = [int(order[i]) for i in _farthest_points(pool[order], n_exploit, seen, min_distance)]
+    if len(picks) < n_exploit:  # the predicted top is one tight cluster: go further down the ranking
+        ranked = top_k_indices(mean, len(pool), direction)
+        rest = ranked[~np.isin(ranked, order)]
+        taken_so_far = np.vstack([seen, pool[picks]]) if picks else seen
+        more = _farthest_points(pool[rest], n_exploit - len(picks), taken_so_far, min_distance)
+        picks += [int(rest[i]) for i in more]
     taken = np.vstack([seen, pool[picks]]) if picks else seen
     if n_explore:
         if np.ptp(std) > 0:  # the model knows where it is unsure: explore there
