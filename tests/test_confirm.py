@@ -92,3 +92,75 @@ def test_confirm_ratios_one_row_per_seed() -> None:
     table = confirm_ratios({"optimal": {"a": 0.2, "b": 0.8}, "natural": {"a": 1.0}}, ["a", "b"], 2)
     assert list(table.index) == ["optimal", "optimal-seed1", "natural", "natural-seed1"]
     assert table.loc["natural-seed1", "b"] == 0.0
+
+
+def _finished_swarm(folder, ratios, scores):  # type: ignore[no-untyped-def]
+    """A swarm folder as run_swarm leaves it: run folders with eval files, metrics.csv, DONE markers."""
+    from mixlab.pool.pool import atomic_write_text
+    from mixlab.proxies.swarm import DONE_MARKER
+    from mixlab.swarm import upsert_metrics
+
+    for run, score in scores.items():
+        (folder / "runs" / run / "eval").mkdir(parents=True)
+        (folder / "runs" / run / "eval" / "t.jsonl").write_text(f'{{"acc": {score}}}\n')
+        upsert_metrics(folder / "metrics.csv", run, {"t/acc": score, "status": "ok"})
+        atomic_write_text(folder / "runs" / run / DONE_MARKER, "{}")
+
+
+def test_confirmation_reuses_equal_swarm_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An arm run with the swarm's mixture and seed offset is copied, not trained; others are left to train."""
+    import pandas as pd
+
+    from mixlab.confirm.reuse import REUSE_NOTE, identical_runs, reuse_identical_runs
+    from mixlab.proxies.swarm import finished_runs
+    from mixlab.swarm import read_metrics
+
+    cols = ["a", "b"]
+    swarm = pd.DataFrame(
+        [[0.3, 0.7], [0.5, 0.5], [0.3, 0.7], [0.9, 0.1]],
+        index=pd.Index(["mix-000", "mix-001", "mix-000-seed1", "mix-002"], name="run"),
+        columns=cols,
+    )
+    _finished_swarm(tmp_path / "swarm", swarm, {"mix-000": 0.25, "mix-001": 0.5, "mix-000-seed1": 0.75})
+    arms = {"natural": {"a": 0.3, "b": 0.7}, "best_swarm": {"a": 0.9, "b": 0.1}, "optimal": {"b": 1.0}}
+    table = confirm_ratios(arms, cols, seeds=3)
+    # mix-002 never finished, natural-seed2 has no swarm twin, column order does not matter
+    assert identical_runs(
+        table[["b", "a"]], swarm, finished_runs(tmp_path / "swarm" / "metrics.csv", tmp_path / "swarm")
+    ) == {
+        "natural": "mix-000",
+        "natural-seed1": "mix-000-seed1",
+    }
+    copied = reuse_identical_runs(table, tmp_path / "confirm", swarm, tmp_path / "swarm")
+    assert copied == {"natural": "mix-000", "natural-seed1": "mix-000-seed1"}
+    done = finished_runs(tmp_path / "confirm" / "metrics.csv", tmp_path / "confirm")
+    assert done == {"natural", "natural-seed1"}
+    metrics = read_metrics(tmp_path / "confirm" / "metrics.csv")
+    assert metrics.loc["natural-seed1", "t/acc"] == 0.75 and metrics.loc["natural", "status"] == "ok"
+    run = tmp_path / "confirm" / "runs" / "natural-seed1"
+    assert (run / "eval" / "t.jsonl").read_text() == '{"acc": 0.75}\n'
+    assert "mix-000-seed1" in (run / REUSE_NOTE).read_text()
+    # a second call finds them finished and copies nothing
+    assert reuse_identical_runs(table, tmp_path / "confirm", swarm, tmp_path / "swarm") == {}
+
+
+def test_repeats_take_the_anchor_mixtures_first() -> None:
+    """natural and uniform are repeated first, so their confirmation seeds already exist in the swarm."""
+    from mixlab.mixtures.config import MixtureConfig
+    from mixlab.mixtures.sampler import anchor_mixtures, sample_mixtures
+
+    prior = {"a": 0.6, "b": 0.3, "c": 0.1}
+    cfg = MixtureConfig(n=8, repeats=3, repeat_seeds=2, seed=1)
+    ratios = sample_mixtures(prior, cfg)
+    anchors = anchor_mixtures(prior, cfg)
+    np.testing.assert_allclose(ratios.loc["mix-000"].to_numpy(), anchors["natural"])
+    np.testing.assert_allclose(ratios.loc["mix-001"].to_numpy(), anchors["uniform"], atol=1e-12)
+    repeated = [r for r in ratios.index if "-seed" in r]
+    assert repeated == [
+        "mix-000-seed1",
+        "mix-000-seed2",
+        "mix-001-seed1",
+        "mix-001-seed2",
+        "mix-005-seed1",
+        "mix-005-seed2",
+    ]

@@ -82,8 +82,8 @@ def test_rows_on_simplex_caps_and_min_weight(pool: Pool) -> None:
     cfg = MixtureConfig(n=80, seed=7, budget_tokens=budget, max_epochs=2, min_weight=0.02)
     ratios = sample_mixtures(prior, cfg, avail)
     assert list(ratios.index[:3]) == ["mix-000", "mix-001", "mix-002"] and len(ratios) == 80 + 3
-    # three repeats (default), spread over the table and starting with the prior, with identical weights
-    assert list(ratios.index[80:]) == ["mix-000-seed1", "mix-040-seed1", "mix-079-seed1"]
+    # three repeats (default): the prior and uniform mixtures first, then one from the rest, same weights
+    assert list(ratios.index[80:]) == ["mix-000-seed1", "mix-001-seed1", "mix-041-seed1"]
     for rep in ratios.index[80:]:
         assert (ratios.loc[rep] == ratios.loc[rep.removesuffix("-seed1")]).all()
     assert [repeat_seed(r) for r in ("mix-000", "mix-040-seed1", "mix-1-seed12")] == [0, 1, 12]

@@ -142,6 +142,34 @@ def run_ids(n: int) -> list[str]:
     return [f"mix-{i:0{width}d}" for i in range(n)]
 
 
+def anchor_mixtures(
+    prior: Mapping[str, float],
+    config: MixtureConfig,
+    available_tokens: Mapping[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """The natural (token prior) and uniform mixtures, made feasible under the swarm's caps and min_weight.
+
+    These are the swarm's first two rows (with ``include_prior``) and the confirmation's ``natural`` and
+    ``uniform`` baselines, computed once here so that both are the same mixture. Columns follow
+    ``config.domains`` or, without it, the sorted prior.
+    """
+    domains = list(config.domains) if config.domains else sorted(prior)
+    p = np.array([max(float(prior.get(d, 0.0)), 0.0) for d in domains], dtype=np.float64)
+    if p.sum() <= 0:
+        raise MixtureSamplingError(f"the prior gives no mass to any of the domains {domains}")
+    p = p / p.sum()
+    caps = weight_caps(domains, available_tokens, config.budget_tokens, config.max_epochs)
+    usable = (caps >= max(config.min_weight, 1e-12)) & (p > 0)
+    caps = np.where(usable, caps, 0.0)
+    out: dict[str, np.ndarray] = {}
+    for name, fixed_row in (("natural", p), ("uniform", usable.astype(np.float64))):
+        w = constrain_weights(fixed_row, caps, config.min_weight)
+        if w is None:
+            raise MixtureSamplingError(f"the {name} mixture cannot be made feasible under the caps")
+        out[name] = w
+    return out
+
+
 def sample_mixtures(
     prior: Mapping[str, float],
     config: MixtureConfig,
@@ -175,13 +203,7 @@ def sample_mixtures(
     rng = np.random.Generator(np.random.PCG64(config.seed))
     rows: list[np.ndarray] = []
     if config.include_prior:
-        for fixed_row, name in ((p, "prior"), (usable.astype(np.float64), "uniform")):
-            if len(rows) >= config.n:
-                break
-            w = constrain_weights(fixed_row, caps, config.min_weight)
-            if w is None:
-                raise MixtureSamplingError(f"the {name} mixture cannot be made feasible under the caps")
-            rows.append(w)
+        rows.extend(list(anchor_mixtures(prior, config, available_tokens).values())[: config.n])
     d_eff = int(usable.sum())
     i = 0
     tries = 0
@@ -202,22 +224,28 @@ def sample_mixtures(
         rows.append(w)
         i += 1
     df = pd.DataFrame(np.vstack(rows), index=pd.Index(run_ids(config.n), name="run"), columns=domains)
-    return add_repeats(df, config.repeats, config.repeat_seeds)
+    return add_repeats(df, config.repeats, config.repeat_seeds, anchors=2 if config.include_prior else 0)
 
 
 REPEAT_SUFFIX = re.compile(r"^(?P<run>.+)-seed(?P<k>[1-9]\d*)$")
 
 
-def add_repeats(ratios: pd.DataFrame, repeats: int, seeds: int = 1) -> pd.DataFrame:
-    """Append ``seeds`` copies ``<run>-seed<k>`` of ``repeats`` mixtures spread evenly over the table.
+def add_repeats(ratios: pd.DataFrame, repeats: int, seeds: int = 1, anchors: int = 1) -> pd.DataFrame:
+    """Append ``seeds`` copies ``<run>-seed<k>`` of ``repeats`` mixtures.
 
-    The first row (the prior, when included) is always among them, so the natural mixture's own noise is
-    measured. Identical rows are what :mod:`mixlab.regression.signal` recognises as repeats.
+    The first ``anchors`` rows (the natural and uniform mixtures, when the swarm includes them) are
+    repeated first, then rows spread evenly over the rest. So the baselines' own noise is measured, and
+    the confirmation finds their seeds already trained (:mod:`mixlab.confirm.reuse`). Identical rows are
+    what :mod:`mixlab.regression.signal` recognises as repeats.
     """
     if repeats <= 0 or ratios.empty:
         return ratios
     n = len(ratios)
-    picks = sorted({int(np.rint(x)) for x in np.linspace(0, n - 1, min(repeats, n))})
+    first = list(range(min(anchors, repeats, n)))
+    left = min(repeats, n) - len(first)
+    rest = n - len(first)
+    spread = [len(first) + int((i + 0.5) * rest / left) for i in range(max(left, 0))]  # midpoints
+    picks = sorted(set(first) | set(spread))
     extra = []
     for i in picks:
         run = str(ratios.index[i])
