@@ -152,33 +152,34 @@ def candidate_mixtures(cfg: PipelineConfig, pool: Pool) -> pd.DataFrame:
     if path.exists():
         return read_ratios(path)
     ratios = sample_mixtures(
-        token_prior(pool, view=cfg.mixtures), cfg.mixtures, available_tokens(pool, view=cfg.mixtures)
+        token_prior(pool, view=cfg.mixtures), mixture_config(cfg), available_tokens(pool, view=cfg.mixtures)
     )
     write_ratios(path, ratios)
     return read_ratios(path)
 
 
-def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
-    """The natural token proportions (after exclusions) and the uniform mixture.
-
-    Uniform is made feasible at the proxy budget: a domain too small for an equal share (under the
-    epochs cap) gets all it can hold and the rest is spread over the others.
-    """
-    from mixlab.mixtures.sampler import available_tokens, constrain_weights, token_prior, weight_caps
-
-    prior = token_prior(pool, view=cfg.mixtures)
-    natural = {d: float(prior.get(d, 0.0)) for d in domains}
-    total = sum(natural.values())
-    caps = weight_caps(
-        domains, available_tokens(pool, view=cfg.mixtures), cfg.select.budget_tokens, cfg.select.max_epochs
+def mixture_config(cfg: PipelineConfig) -> Any:
+    """The mixtures section with the proxies' budget filled in (``mixtures.budget_tokens`` or the selection's)."""
+    return cfg.mixtures.model_copy(
+        update={"budget_tokens": cfg.mixtures.budget_tokens or cfg.select.budget_tokens}
     )
-    uniform = constrain_weights(np.ones(len(domains)), caps, 0.0)
-    if uniform is None:
-        raise ValueError("the pool cannot hold any mixture at the proxy budget; lower select.budget_tokens")
-    return {
-        "natural": {d: v / total for d, v in natural.items()},
-        "uniform": {d: float(w) for d, w in zip(domains, uniform, strict=True)},
-    }
+
+
+def baseline_mixtures(cfg: PipelineConfig, pool: Pool, domains: list[str]) -> dict[str, dict[str, float]]:
+    """The natural token proportions (after exclusions) and the uniform mixture, as the swarm has them.
+
+    Both are made feasible at the proxy budget exactly as the swarm's first two rows are
+    (:func:`mixlab.mixtures.sampler.anchor_mixtures`): a domain too small for its share (under the epochs
+    cap) gets all it can hold and the rest is spread over the others; a share under ``min_weight`` is 0.
+    So a confirmation run of ``natural`` or ``uniform`` repeats a swarm run and can reuse it.
+    """
+    from mixlab.mixtures.sampler import anchor_mixtures, available_tokens, token_prior
+
+    view = mixture_config(cfg).model_copy(update={"domains": list(domains)})
+    anchors = anchor_mixtures(
+        token_prior(pool, view=cfg.mixtures), view, available_tokens(pool, view=cfg.mixtures)
+    )
+    return {name: {d: float(w) for d, w in zip(domains, row, strict=True)} for name, row in anchors.items()}
 
 
 def run_swarm_step(
@@ -455,9 +456,13 @@ def confirm_step(
             arms[f"optimal_{t}"] = objectives[t]["weights"]
     table = confirm_ratios(arms, domains, cfg.confirm.seeds)
     write_ratios(work / "confirm_ratios.csv", table)
-    metrics = run_swarm_step(
-        cfg, pool, read_ratios(work / "confirm_ratios.csv"), "confirm", cfg.confirm.scale
-    )
+    table = read_ratios(work / "confirm_ratios.csv")
+    if cfg.confirm.scale == 1.0 and cfg.proxies.method == "swarm":  # same recipe: equal runs are reused
+        from mixlab.confirm.reuse import reuse_identical_runs
+
+        _forget_changed_runs(table, work / "confirm")
+        reuse_identical_runs(table, work / "confirm", ratios, work / "swarm")
+    metrics = run_swarm_step(cfg, pool, table, "confirm", cfg.confirm.scale)
     runs_of = {arm: arm_runs(arm, cfg.confirm.seeds) for arm in arms}
     if cfg.proxy.mode == "dora" and cfg.proxy.base_model:
         evaluate_base(cfg, work / "confirm" / "metrics.csv")
