@@ -284,11 +284,11 @@ def test_task_index_overlap_api_and_short_fields() -> None:
 
 def test_task_file_errors_name_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"question": "q", "choices": ["a"], "answer": 0}\n{not json\n')
-    with pytest.raises(TaskFileError, match=r"bad\.jsonl:2"):
+    bad.write_text('{"question": "q", "choices": ["a", "b"], "answer": 0}\n{not json\n')
+    with pytest.raises(TaskFileError, match=r"bad\.jsonl:2: malformed JSON"):
         TaskIndex.from_task_files([bad])
-    bad.write_text('{"question": "q", "choices": ["a"], "answer": 3}\n')
-    with pytest.raises(TaskFileError, match=r"bad\.jsonl:1: 'answer'"):
+    bad.write_text('{"question": "q", "choices": ["a", "b"], "answer": 3}\n')
+    with pytest.raises(TaskFileError, match=r"bad\.jsonl:1: answer index 3 out of range"):
         TaskIndex.from_task_files([bad])
 
 

@@ -344,7 +344,7 @@ def test_yaml_errors_name_file_and_line(tmp_path: Path, elmb_file: Path) -> None
 @pytest.mark.parametrize(
     ("line", "bad", "message"),
     [
-        (3, "{not json", "invalid JSON"),
+        (3, "{not json", "malformed JSON"),
         (2, json.dumps({"question": "q", "choices": ["a", "b"], "answer": 5}), "answer index 5 out of range"),
         (4, json.dumps({"choices": ["a", "b"], "answer": 0}), "field 'question' must be a string"),
         (2, json.dumps({"question": "q", "choices": ["a", ""], "answer": 0}), "choice 1 is empty"),
@@ -438,7 +438,7 @@ def test_cli_reports_malformed_task_file(
     path.write_text(json.dumps(ELMB_DOCS[0]) + "\n[1, 2]\n", encoding="utf-8")
     rc = main(["eval", "--model", str(model_dir), "--tasks", f"bad={path}", "--out", str(tmp_path / "o")])
     assert rc == 1
-    assert f"{path}:2: expected a JSON object" in capsys.readouterr().err
+    assert f"{path}:2: JSON line is not an object" in capsys.readouterr().err
 
 
 def test_packing_self_check_falls_back_to_plain_path(

@@ -17,7 +17,6 @@ with ``seeds`` seeds as runs ``<arm>``, ``<arm>-seed1``, ... (selection and trai
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mixlab.confirm.stats import Interval, PairedBootstrap
+from mixlab.jsonl import read_jsonl_objects
 from mixlab.regression.signal import DIRECTIONS
 
 __all__ = [
@@ -70,7 +70,7 @@ def read_item_scores(
         path = Path(eval_dir) / f"{task}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"{path}: per-item results of task {task!r} are missing")
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = read_jsonl_objects(path)
         records.sort(key=lambda r: r["doc_index"])
         out[task] = {
             m: np.array([math.nan if r.get(m) is None else float(r[m]) for r in records], dtype=np.float64)

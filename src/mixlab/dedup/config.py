@@ -58,7 +58,9 @@ class DecontamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tasks: dict[str, Path] = Field(
-        default_factory=dict, description="Task name -> ELMB JSONL file (question, choices, answer, ctx)."
+        default_factory=dict,
+        description="Task name -> ELMB JSONL/Parquet file or lm-eval task YAML, loaded by the evaluation's task "
+        "loader (a pipeline YAML's evaluation.tasks when not given).",
     )
     n: int = Field(13, ge=3, le=64, description="Words per n-gram (GPT-3 used 13).")
     min_overlap: int = Field(

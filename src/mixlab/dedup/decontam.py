@@ -1,6 +1,7 @@
 """Decontamination: word n-gram overlap between documents and evaluation task items (GPT-3 / Llama style).
 
-Task items (ELMB JSONL: ``question``, ``choices``, ``answer``, optional ``ctx``) are turned into word
+Task items (ELMB records: ``question``, ``choices``, ``answer``, optional ``ctx``; any task the evaluation
+loads, lm-eval YAMLs included, see :func:`task_items`) are turned into word
 sequences (NFKC, case-folded, punctuation stripped: see :func:`mixlab.dedup.normalize.words`) per field;
 every run of ``n`` words of a field is indexed. A field shorter than ``n`` words is indexed as one whole
 sequence when it has at least ``min_short_words`` words, and never otherwise, so a short choice such as
@@ -17,6 +18,7 @@ field's words (and number at least ``min_overlap``); ``min_coverage=0`` gives th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,38 +28,59 @@ from typing import Any
 import numpy as np
 
 from mixlab.dedup.normalize import WordHasher, batch_ngram_hashes, ngram_hashes, words
+from mixlab.evaluation.tasks import Task, TaskFormatError, load_task  # one loader of every task format
 
 MAX_TASKS = 63
 
 
-class TaskFileError(ValueError):
-    """A task file cannot be read (names the file and line)."""
+#: A task cannot be loaded (names the file and line): the evaluation loader's error.
+TaskFileError = TaskFormatError
 
 
-def read_task_items(path: str | Path) -> list[dict[str, Any]]:
-    """The items of an ELMB JSONL task file; a malformed line raises :class:`TaskFileError` naming it."""
-    path = Path(path)
+def read_task_items(spec: str | Path, name: str | None = None) -> list[dict[str, Any]]:
+    """The items of a task as decontamination indexes them, loaded by the evaluation's task loader
+    (:func:`mixlab.evaluation.tasks.load_task`): an ELMB JSONL/Parquet file or an lm-eval task YAML, so
+    that every task ``mixlab eval`` scores is also decontaminated. A malformed task raises
+    :class:`TaskFileError` naming the file and line. See :func:`task_items`."""
+    path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"task file {path} does not exist")
+    return task_items(load_task(name or path.name.split(".")[0], spec))
+
+
+def task_items(task: Task) -> list[dict[str, Any]]:
+    """ELMB-shaped items (``question``, ``choices``, ``answer``, optional ``ctx`` and ``id``) of a loaded task.
+
+    ELMB records are indexed as they are. Documents of an lm-eval YAML keep their own ``question`` and
+    ``ctx`` fields when they have them (the text that can leak into a corpus, without the prompt
+    template); otherwise the rendered prompt is the question. Choices and answer are the task's own.
+    """
+    if task.doc_to_text is None:
+        return [dict(doc) for doc in task.docs]
     items: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskFileError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-                raise TaskFileError(f"{path}:{lineno}: an ELMB item needs a string 'question'")
-            choices = item.get("choices", [])
-            if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
-                raise TaskFileError(f"{path}:{lineno}: 'choices' must be a list of strings")
-            answer = item.get("answer")
-            if answer is not None and (not isinstance(answer, int) or not 0 <= answer < len(choices)):
-                raise TaskFileError(f"{path}:{lineno}: 'answer' must index 'choices' (got {answer!r})")
-            items.append(item)
+    for i, doc in enumerate(task.docs):
+        question = doc.get("question")
+        item: dict[str, Any] = {
+            "question": question if isinstance(question, str) else task.context(i),
+            "choices": task.choices(i),
+            "answer": task.gold(i),
+        }
+        if isinstance(doc.get("ctx"), str):
+            item["ctx"] = doc["ctx"]
+        if doc.get("id") is not None:
+            item["id"] = doc["id"]
+        items.append(item)
     return items
+
+
+def task_digest(spec: str | Path, name: str | None = None) -> str:
+    """sha256 of what a task spec indexes: the file's bytes, or for an lm-eval YAML its items (the YAML
+    alone does not change when the data file it names does)."""
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        items = json.dumps(read_task_items(path, name), sort_keys=True, default=str)
+        return hashlib.sha256(items.encode("utf-8")).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def item_fields(item: Mapping[str, Any], fields: Sequence[str]) -> list[tuple[str, str]]:
@@ -128,9 +151,10 @@ class TaskIndex:
         min_short_words: int = 8,
         max_items_per_ngram: int = 20,
     ) -> TaskIndex:
-        """Index the ELMB task files ``paths`` (a mapping name -> file, or files named by their stem)."""
+        """Index the tasks ``paths`` (a mapping name -> task file or lm-eval YAML, or files named by their
+        stem), loaded by the evaluation's task loader."""
         named = dict(paths) if isinstance(paths, Mapping) else {Path(p).stem: p for p in paths}
-        tasks = {name: read_task_items(p) for name, p in named.items()}
+        tasks = {name: read_task_items(p, name) for name, p in named.items()}
         return cls.from_items(tasks, n, fields, min_short_words, max_items_per_ngram)
 
     @classmethod

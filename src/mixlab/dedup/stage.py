@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from mixlab.console import tqdm
 from mixlab.dedup.clusters import cluster_labels, exact_pairs, near_pairs, representatives
 from mixlab.dedup.config import DecontamConfig, DedupConfig
-from mixlab.dedup.decontam import TaskIndex
+from mixlab.dedup.decontam import TaskIndex, task_digest
 from mixlab.dedup.exact import text_hash
 from mixlab.dedup.minhash import permutations, signatures_from_word_hashes
 from mixlab.dedup.normalize import WordHasher, words
@@ -235,9 +235,7 @@ _INDEX_CACHE: dict[str, TaskIndex] = {}
 
 
 def _decontam_key(config: DecontamConfig) -> dict[str, Any]:
-    files = {
-        name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in sorted(config.tasks.items())
-    }
+    files = {name: task_digest(path, name) for name, path in sorted(config.tasks.items())}
     return {"config": config.model_dump(mode="json"), "task_sha256": files}
 
 

@@ -30,6 +30,7 @@ from mixlab.domains.hashed_classifier import HashedNgramClassifier
 from mixlab.domains.methods import METHODS, check_pinned_sources, pin_sources
 from mixlab.domains.rules import RuleSet, load_rules
 from mixlab.executors import Executor, Resources, resolve_executor
+from mixlab.jsonl import iter_jsonl
 from mixlab.pool.pool import Pool, PoolError, fingerprint
 
 ATTR = "domains"
@@ -93,20 +94,13 @@ def read_seed_file(path: str | Path, domains: Sequence[str]) -> tuple[list[str],
         raise FileNotFoundError(f"{path}: seed file not found")
     texts: list[str] = []
     labels: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: invalid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-                raise ValueError(f"{path}:{n}: a seed needs a non-empty string 'text'")
-            if obj.get("domain") not in domains:
-                raise ValueError(f"{path}:{n}: domain {obj.get('domain')!r} is not one of {list(domains)}")
-            texts.append(obj["text"])
-            labels.append(obj["domain"])
+    for n, obj in iter_jsonl(path):
+        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            raise ValueError(f"{path}:{n}: a seed needs a non-empty string 'text'")
+        if obj.get("domain") not in domains:
+            raise ValueError(f"{path}:{n}: domain {obj.get('domain')!r} is not one of {list(domains)}")
+        texts.append(obj["text"])
+        labels.append(obj["domain"])
     if not texts:
         raise ValueError(f"{path}: no seed documents")
     return texts, labels

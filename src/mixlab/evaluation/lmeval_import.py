@@ -14,12 +14,12 @@ are the continuations without the task's target delimiter (the whitespace prefix
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from mixlab.evaluation.multiple_choice import TaskResult, aggregate_metrics, doc_record
+from mixlab.jsonl import iter_jsonl
 
 __all__ = ["LMEvalImportError", "find_sample_files", "import_samples", "read_sample_file"]
 
@@ -115,19 +115,7 @@ def _record(sample: dict[str, Any], where: str) -> dict[str, Any]:
 def read_sample_file(path: str | Path) -> list[dict[str, Any]]:
     """Per-document mixlab records of one samples file, sorted by ``doc_id``; errors name file and line."""
     p = Path(path)
-    records: list[dict[str, Any]] = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise LMEvalImportError(f"{where}: invalid JSON ({exc.msg})") from None
-            if not isinstance(sample, dict):
-                raise LMEvalImportError(f"{where}: expected a JSON object")
-            records.append(_record(sample, where))
+    records = [_record(sample, f"{p}:{lineno}") for lineno, sample in iter_jsonl(p, error=LMEvalImportError)]
     if not records:
         raise LMEvalImportError(f"{p}: no samples")
     records.sort(key=lambda r: r["doc_index"])

@@ -15,16 +15,15 @@ the file and the line (JSONL), row (Parquet) or document index (other sources).
 from __future__ import annotations
 
 import ast
-import gzip
-import io
-import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
+
+from mixlab.jsonl import iter_jsonl
 
 __all__ = ["Task", "TaskFormatError", "load_task", "parse_task_specs", "read_elmb_file"]
 
@@ -195,35 +194,6 @@ def _describe(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------------------- file readers
-def _open_binary(path: Path) -> BinaryIO:
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if path.name.endswith((".zst", ".zstd")):
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True))  # type: ignore[arg-type]
-    return path.open("rb")
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based line, object) for each non-blank line; malformed lines raise with file and line."""
-    with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                raise TaskFormatError(f"{path}:{lineno}: not UTF-8 ({exc.reason})") from exc
-            except json.JSONDecodeError as exc:
-                raise TaskFormatError(
-                    f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
-                ) from exc
-            if not isinstance(obj, dict):
-                raise TaskFormatError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
-
-
 def _read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Records of a JSONL(.gz/.zst) or Parquet file and the location string of each."""
     if not path.exists():
@@ -238,7 +208,7 @@ def _read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         return rows, [f"{path}: row {i + 1}" for i in range(len(rows))]
     docs: list[dict[str, Any]] = []
     where: list[str] = []
-    for lineno, obj in _iter_jsonl(path):
+    for lineno, obj in iter_jsonl(path, error=TaskFormatError):
         docs.append(obj)
         where.append(f"{path}:{lineno}")
     return docs, where

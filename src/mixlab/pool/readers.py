@@ -17,8 +17,6 @@ others with the reason they were skipped (:func:`expand_inputs_report`).
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +24,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow.parquet as pq
+
+from mixlab.jsonl import BOM, BadLine, iter_jsonl_lines, open_binary
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,6 @@ class InputFormatError(ValueError):
     """A whole input cannot be read (unknown format, unreadable file)."""
 
 
-BOM = b"\xef\xbb\xbf"
-
 #: Suffixes read when a folder is expanded (each also with .gz, .zst or .zstd).
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 COMPRESSION_SUFFIXES = (".gz", ".zst", ".zstd")
@@ -94,64 +92,8 @@ def unicode_problem(value: str) -> str | None:
     return None
 
 
-class _ZstdFrames(io.RawIOBase):
-    """Decompress every zstd frame of a file in turn; a file that ends inside a frame is an error.
-
-    (``ZstdDecompressor.stream_reader`` returns a truncated frame's data, or nothing, without a word.)
-    """
-
-    def __init__(self, fh: BinaryIO) -> None:
-        import zstandard
-
-        self._zstd = zstandard
-        self._fh = fh
-        self._dec = zstandard.ZstdDecompressor().decompressobj()
-        self._in_frame = False
-        self._buf = b""
-        self._pos = 0
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _feed(self, chunk: bytes) -> None:
-        out = []
-        while chunk:
-            self._in_frame = True
-            out.append(self._dec.decompress(chunk))
-            if not self._dec.eof:
-                break
-            chunk = self._dec.unused_data
-            self._dec = self._zstd.ZstdDecompressor().decompressobj()
-            self._in_frame = False
-        self._buf, self._pos = self._buf[self._pos :] + b"".join(out), 0
-
-    def readinto(self, b: Any) -> int:
-        while self._pos >= len(self._buf) and not self._eof:
-            chunk = self._fh.read(1 << 16)
-            if not chunk:
-                self._eof = True
-                if self._in_frame:
-                    raise self._zstd.ZstdError("truncated zstd file: the data ends inside a frame")
-                break
-            self._feed(chunk)
-        n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return n
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
 def _open_binary(path: Path) -> BinaryIO:
-    name = path.name
-    if name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if name.endswith((".zst", ".zstd")):
-        return io.BufferedReader(_ZstdFrames(path.open("rb")))  # type: ignore[return-value]
-    return path.open("rb")
+    return open_binary(path)
 
 
 def detect_format(path: Path) -> str:
@@ -199,59 +141,38 @@ def _check_text(value: Any, file: str, line: int, raw: str) -> str | Quarantined
 def read_jsonl(
     path: Path, text_field: str = "text", stats: ReadStats | None = None
 ) -> Iterator[RawDoc | Quarantined]:
+    """Documents of a JSON Lines file (the shared reader, :func:`mixlab.jsonl.iter_jsonl`); a line that is
+    not a JSON object, or whose text field is not usable text, comes back as :class:`Quarantined`."""
     file = str(path)
     default_source = _source_of(path)
-    with _open_binary(path) as fh:
-        for lineno, raw_bytes in enumerate(fh, 1):
-            if lineno == 1:
-                raw_bytes = raw_bytes.removeprefix(BOM)
-            if not raw_bytes.strip():
-                if stats is not None:
-                    stats.blank_lines += 1
-                continue
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield Quarantined(file, lineno, f"invalid UTF-8: {exc}", raw_bytes[:200].decode("latin-1"))
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                yield Quarantined(file, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}", raw[:200])
-                continue
-            except RecursionError:
-                yield Quarantined(file, lineno, "malformed JSON: nested too deeply", raw[:200])
-                continue
-            if not isinstance(obj, dict):
-                yield Quarantined(file, lineno, "JSON line is not an object", raw[:200])
-                continue
-            text = _check_text(obj.get(text_field), file, lineno, raw)
-            if isinstance(text, Quarantined):
-                yield text
-                continue
-            orig = obj.get("id")
-            source = obj.get("source") or default_source
-            fields = {"text": text, "id": None if orig is None else str(orig), "source": str(source)}
-            problem = next(
-                (
-                    f"invalid Unicode in {k}: {p}"
-                    for k, v in fields.items()
-                    if v and (p := unicode_problem(v))
-                ),
-                None,
-            )
-            if problem:
-                yield Quarantined(file, lineno, problem, raw[:200])
-                continue
-            meta = {k: v for k, v in obj.items() if k not in (text_field, "id", "source")}
-            yield RawDoc(
-                text=text,
-                source=str(source),
-                file=file,
-                line=lineno,
-                orig_id=fields["id"],
-                meta=meta,
-            )
+    bad: list[BadLine] = []
+    for lineno, obj, raw in iter_jsonl_lines(path, quarantine=bad.append, counts=stats):
+        yield from (Quarantined(b.file, b.line, b.reason, b.raw) for b in bad)
+        bad.clear()
+        text = _check_text(obj.get(text_field), file, lineno, raw)
+        if isinstance(text, Quarantined):
+            yield text
+            continue
+        orig = obj.get("id")
+        source = obj.get("source") or default_source
+        fields = {"text": text, "id": None if orig is None else str(orig), "source": str(source)}
+        problem = next(
+            (f"invalid Unicode in {k}: {p}" for k, v in fields.items() if v and (p := unicode_problem(v))),
+            None,
+        )
+        if problem:
+            yield Quarantined(file, lineno, problem, raw[:200])
+            continue
+        meta = {k: v for k, v in obj.items() if k not in (text_field, "id", "source")}
+        yield RawDoc(
+            text=text,
+            source=str(source),
+            file=file,
+            line=lineno,
+            orig_id=fields["id"],
+            meta=meta,
+        )
+    yield from (Quarantined(b.file, b.line, b.reason, b.raw) for b in bad)
 
 
 def read_lmflow(path: Path) -> Iterator[RawDoc | Quarantined]:

@@ -16,7 +16,6 @@ the data mixture of coefficients ``c`` is ``M c``, and the availability / epoch 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from mixlab.jsonl import read_jsonl_objects
 
 __all__ = ["TaskItems", "mixture_predictions", "read_task_items", "search_mixmin", "solve_mixmin"]
 
@@ -54,8 +55,8 @@ class TaskItems:
 def _records(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: per-item results are missing")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return sorted(rows, key=lambda r: int(r["doc_index"]))  # type: ignore[call-overload]
+    rows = read_jsonl_objects(path)
+    return sorted(rows, key=lambda r: int(r["doc_index"]))
 
 
 def read_task_items(eval_dirs: Sequence[str | Path], task: str) -> TaskItems:
