@@ -120,27 +120,37 @@ def prepare_pool(cfg: PipelineConfig, executor: Executor | None = None) -> Pool:
     from mixlab.dedup.stage import decontaminate_pool, dedup_pool
     from mixlab.domains.partition import partition_pool
     from mixlab.quality.stage import score_quality
+    from mixlab.stage_summary import watch_ingest, watch_stage
 
     work = Path(cfg.workdir)
     ing = cfg.ingest
-    pool = ingest(
-        ing.inputs,
-        work / "pool",
-        tokenizer=ing.tokenizer,
-        shard_docs=ing.shard_docs,
-        max_chars=ing.max_chars,
-        text_field=ing.text_field,
-        decode_tokenizer=ing.decode_tokenizer,
-        on_error=ing.on_error,
-    )
+    with watch_ingest(work / "pool", log):  # one line per step: documents, tokens, seconds, drops
+        pool = ingest(
+            ing.inputs,
+            work / "pool",
+            tokenizer=ing.tokenizer,
+            shard_docs=ing.shard_docs,
+            max_chars=ing.max_chars,
+            text_field=ing.text_field,
+            decode_tokenizer=ing.decode_tokenizer,
+            on_error=ing.on_error,
+        )
     executor = executor or pipeline_executor(cfg)
-    partition_pool(pool, cfg.partition, executor=executor)
+    with watch_stage(pool, "domains", log):
+        partition_pool(pool, cfg.partition, executor=executor)
     if cfg.quality is not None:
-        score_quality(pool, cfg.quality, executor=executor)
+        with watch_stage(pool, "quality", log) as step:
+            step.drops = dict(score_quality(pool, cfg.quality, executor=executor).get("by_reason", {}))
     if cfg.dedup is not None:
-        dedup_pool(pool, cfg.dedup, executor=executor)
+        with watch_stage(pool, "dedup", log) as step:
+            found = dedup_pool(pool, cfg.dedup, executor=executor).get("duplicates", {})
+            step.drops = {f"{kind} duplicate": int(n) for kind, n in found.items()}
     if cfg.decontaminate:
-        decontaminate_pool(pool, DecontamConfig(tasks=dict(cfg.evaluation.tasks)), executor=executor)
+        with watch_stage(pool, "decontam", log) as step:
+            summary = decontaminate_pool(
+                pool, DecontamConfig(tasks=dict(cfg.evaluation.tasks)), executor=executor
+            )
+            step.drops = {f"contaminated by {t}": int(n) for t, n in summary.get("per_task", {}).items()}
     return pool
 
 
