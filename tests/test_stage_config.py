@@ -233,3 +233,28 @@ def test_search_reads_its_section_and_flags_override(tmp_path: Path) -> None:
     assert main([*base, "--config", str(path), "--out", str(tmp_path / "s2"), "--max-weight", "0.45"]) == 0
     second = json.loads((tmp_path / "s2" / "optimal.json").read_text())["objectives"]["a/acc"]
     assert max(second["weights"].values()) == pytest.approx(0.45, abs=1e-6)
+
+
+def test_the_commented_starter_pipeline_still_reads_back(tmp_path: Path) -> None:
+    """``mixlab init`` writes every key with its field's description; the composed models keep that."""
+    from mixlab.init_command import commented_yaml
+
+    raw = _pipeline(
+        tmp_path,
+        evaluation={"validation": {}, "metric": "auto", "batch_size": 64, "block_size": 256},
+        fit={"model": "gp", "cv_folds": 5},
+        search={"method": "topk", "n_samples": 100_000, "top_k": 64, "objective": "total"},
+    )
+    text = "\n".join(commented_yaml(raw)) + "\n"
+    assert yaml.safe_load(text) == raw
+    PipelineConfig.model_validate(yaml.safe_load(text))
+    for comment in (
+        "# How input files become the pool's text shards.",
+        "# How proxy models are evaluated",
+        "# How the regressors are fitted",
+        "# How optima are searched for, and the bounds every optimum respects.",
+        "  # cross-validation folds",
+        "  # mixtures simulated per objective",
+        "  # tokens per window when scoring held-out domain text",
+    ):
+        assert comment in text, comment

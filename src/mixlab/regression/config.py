@@ -72,7 +72,7 @@ def guess_direction(column: str) -> Direction:
 
 
 class FitConfig(BaseModel):
-    """How targets are fitted: the model (or 'auto' to pick by cross-validation) and the CV protocol.
+    """How the regressors are fitted: the model (or 'auto' to pick by cross-validation) and the CV protocol.
 
     The ``fit`` section of the pipeline YAML and what ``mixlab fit`` / ``mixlab search`` read with
     ``--config``. In a pipeline, an unset ``seed`` is the pipeline's ``seed``.

@@ -77,8 +77,11 @@ Bound = Annotated[float | dict[str, float], PlainValidator(_bound)]
 
 
 class SearchConfig(BaseModel):
-    """How optima are searched for: the ``search`` section of the pipeline YAML and what ``mixlab search``
-    reads with ``--config``. In a pipeline, an unset ``seed`` is the pipeline's ``seed``."""
+    """How optima are searched for, and the bounds every optimum respects.
+
+    The ``search`` section of the pipeline YAML and what ``mixlab search`` reads with ``--config``. In a
+    pipeline, an unset ``seed`` is the pipeline's ``seed``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
