@@ -93,6 +93,8 @@ def read_stage_section(
     prefix = ""
     for section in sections:
         found, inner = _lookup(data, section)
+        if found and not isinstance(inner, dict) and section in model.model_fields:
+            continue  # a field named like the section (partition's `domains: [...]`), not the section
         if found:
             if inner is None:
                 inner = {}

@@ -83,9 +83,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("partition", help="label documents with domains (attribute 'domains')")
     p.add_argument("pool", help="pool folder")
-    p.add_argument(
-        "--config", default=None, help="partition YAML (or a pipeline YAML with a 'partition' section)"
-    )
+    add_config_argument(p, "partition")
     p.add_argument(
         "--method",
         default=None,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mixlab.paths import safe_name
-from mixlab.yamlconfig import safe_load
+from mixlab.yamlconfig import load_yaml_mapping
 
 #: The built-in domain set: the challenge's four tasks plus code and a catch-all.
 DEFAULT_DOMAINS: tuple[str, ...] = ("roleplay", "reasoning", "function_calling", "rag", "code", "general")
@@ -195,36 +194,32 @@ class PartitionConfig(BaseModel):
 
 
 def load_partition_config(path: str | Path | None, **overrides: Any) -> PartitionConfig:
-    """Read a partition YAML (the section itself, or a pipeline YAML with a ``partition``/``domains`` section).
+    """Read a partition YAML (the section itself, or a pipeline YAML with a ``partition`` section) through
+    the shared stage reader (:func:`mixlab.stage_config.stage_config`).
 
     ``overrides`` (None values ignored) replace top-level fields, e.g. ``method`` from the command line.
+    In a partition YAML of its own, relative ``rules_file``, ``seeds`` and ``tasks`` paths are relative to
+    the file; in a pipeline YAML they are read as ``mixlab run`` reads them (relative to where it runs).
     """
-    data: dict[str, Any] = {}
+    from mixlab.stage_config import PIPELINE_MARKER, read_stage_section, stage_config
+
+    given = {k: v for k, v in overrides.items() if v is not None}
     if path is not None:
         path = Path(path)
-        try:
-            loaded = safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: invalid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a partition config must be a mapping")
-        if isinstance(loaded.get("partition"), dict):
-            loaded = loaded["partition"]
-        elif isinstance(loaded.get("domains"), dict):
-            loaded = loaded["domains"]
-        data = dict(loaded)
-        for key in ("rules_file", "seeds"):  # relative paths are relative to the config file
-            val = data.get(key)
-            if isinstance(val, str) and val != "rules" and not Path(val).is_absolute():
-                data[key] = str(path.parent / val)
-        if isinstance(data.get("tasks"), dict):
-            data["tasks"] = {
-                k: str(v if Path(str(v)).is_absolute() else path.parent / str(v))
-                for k, v in data["tasks"].items()
-            }
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return PartitionConfig.model_validate(data)
-    except Exception as exc:
-        where = f"{path}: " if path is not None else ""
-        raise ValueError(f"{where}invalid partition config: {exc}") from exc
+        values, _ = read_stage_section(path, ["partition", "domains"], PartitionConfig)
+        if PIPELINE_MARKER not in load_yaml_mapping(path):
+            for key in ("rules_file", "seeds"):
+                val = values.get(key)
+                if (
+                    key not in given
+                    and isinstance(val, str)
+                    and val != "rules"
+                    and not Path(val).is_absolute()
+                ):
+                    given[key] = str(path.parent / val)
+            if "tasks" not in given and isinstance(values.get("tasks"), dict):
+                given["tasks"] = {
+                    k: str(v if Path(str(v)).is_absolute() else path.parent / str(v))
+                    for k, v in values["tasks"].items()
+                }
+    return stage_config(PartitionConfig, path, ["partition", "domains"], given)
