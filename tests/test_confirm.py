@@ -83,7 +83,8 @@ def test_summarise_writes_arms_comparisons_and_verdicts() -> None:
 
 def test_verdict_words_follow_direction() -> None:
     iv = Interval(-0.1, -0.15, -0.05)
-    assert verdict_line("a", "b", "gold_bpb", "summed gold_bpb", iv).startswith("a beats b by -0.100")
+    assert verdict_line("a", "b", "gold_bpb", "summed gold_bpb", iv).startswith("a beats b by 0.100 [")
+    assert verdict_line("a", "b", "gold_bpb", "summed gold_bpb", iv).endswith("lower summed gold_bpb (95%)")
     assert verdict_line("a", "b", "acc", "summed acc", iv).startswith("a is worse than b")
     assert "cannot be told" in verdict_line("a", "b", "acc", "x", Interval(0.01, -0.02, 0.04))
 

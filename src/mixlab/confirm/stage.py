@@ -84,12 +84,21 @@ def _direction(metric: str) -> str:
 
 
 def verdict_line(arm: str, baseline: str, metric: str, what: str, iv: Interval) -> str:
-    """E.g. ``optimal beats natural by +0.090 [+0.050, +0.130] on summed acc_norm (95%)``."""
-    better = iv.diff > 0 if _direction(metric) == "max" else iv.diff < 0
-    span = f"{iv.diff:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}] on {what} (95%)"
+    """A verdict in words, with the gain signed so that a positive number is always better.
+
+    E.g. ``optimal beats natural by +0.090 [+0.050, +0.130] higher summed acc_norm (95%)`` or, for a metric
+    where lower is better, ``optimal beats natural by 0.342 [0.097, 0.686] lower summed gold_bpb (95%)``.
+    An interval that contains zero gives ``cannot be told from``, with the signed difference arm - baseline.
+    """
+    higher = _direction(metric) == "max"
     if not iv.excludes_zero():
+        span = f"{iv.diff:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}] on {what}, arm - baseline (95%)"
         return f"{arm} cannot be told from {baseline}: {span}"
-    return f"{arm} {'beats' if better else 'is worse than'} {baseline} by {span}"
+    size, low, high = abs(iv.diff), min(abs(iv.low), abs(iv.high)), max(abs(iv.low), abs(iv.high))
+    better = iv.diff > 0 if higher else iv.diff < 0
+    side = "higher" if iv.diff > 0 else "lower"
+    verb = "beats" if better else "is worse than"
+    return f"{arm} {verb} {baseline} by {size:.3f} [{low:.3f}, {high:.3f}] {side} {what} (95%)"
 
 
 def summarise(
