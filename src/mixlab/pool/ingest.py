@@ -80,6 +80,46 @@ def _ingest_key(inputs: list[Path], tokenizer: str, shard_docs: int, max_chars: 
     return h.hexdigest()[:16]
 
 
+#: Bytes read at each of the sampled offsets of an input's content fingerprint.
+_SAMPLE_BYTES = 1 << 20
+_SAMPLES = 8
+
+
+def content_fingerprint(path: Path) -> str:
+    """sha256 of a file's size and of 1 MiB read at 8 evenly spaced offsets (the whole file when small).
+
+    The ingest key uses modification times, which change when data is copied again (to a new node, from a
+    bucket). When only the times differ, equal fingerprints show that the content did not change, so the
+    pool is kept instead of rebuilt. An edit inside a file changes its time and is caught by the key; the
+    fingerprint is only asked whether a re-copied file is the same one.
+    """
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        if size <= _SAMPLE_BYTES * _SAMPLES:
+            h.update(f.read())
+        else:
+            step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
+            for i in range(_SAMPLES):
+                f.seek(i * step)
+                h.update(f.read(_SAMPLE_BYTES))
+    return h.hexdigest()[:32]
+
+
+def _settings_key(tokenizer: str, shard_docs: int, max_chars: int, text_field: str) -> str:
+    return hashlib.sha256(f"{tokenizer}|{shard_docs}|{max_chars}|{text_field}".encode()).hexdigest()[:16]
+
+
+def _same_content(meta: dict[str, object], paths: list[Path], settings: str) -> bool:
+    """Whether a pool's recorded inputs are ``paths`` with the same content and the same settings."""
+    recorded = meta.get("input_fingerprints")
+    if meta.get("settings_key") != settings or not isinstance(recorded, dict):
+        return False
+    if sorted(recorded) != sorted(str(p.resolve()) for p in paths):
+        return False
+    return all(recorded[str(p.resolve())] == content_fingerprint(p) for p in paths)
+
+
 def _describe_pool(out: Path) -> str | None:
     """What ``out`` holds if ``force`` may replace it (a pool, an incomplete pool, nothing), else None."""
     if not out.exists():
@@ -212,12 +252,14 @@ def ingest(
                 existing: Pool | None = Pool.open(out)
             except PoolError:
                 existing = None
-            if (
-                existing is not None
-                and existing.meta.get("ingest_key") == key
-                and existing.meta.get("complete")
-            ):
-                return existing
+            if existing is not None and existing.meta.get("complete"):
+                if existing.meta.get("ingest_key") == key:
+                    return existing
+                settings = _settings_key(tokenizer, shard_docs, max_chars, text_field)
+                if _same_content(existing.meta, paths, settings):
+                    log.info("ingest: inputs were touched or copied again, but their content is unchanged")
+                    write_pool_meta(out, {**existing.meta, "ingest_key": key})
+                    return Pool.open(out)
         what = _describe_pool(out)
         if what is None:
             raise IngestError(
@@ -341,6 +383,8 @@ def _build(
         "skipped_files": [{"file": s.file, "reason": s.reason} for s in skipped],
         "on_error": on_error,
         "ingest_key": key,
+        "settings_key": _settings_key(tokenizer, shard_docs, max_chars, text_field),
+        "input_fingerprints": {str(p.resolve()): content_fingerprint(p) for p in paths},
         "complete": True,
     }
     if n_docs == 0:
