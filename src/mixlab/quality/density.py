@@ -34,12 +34,21 @@ DENSITY_ATTR = "density"
 _BLOCK = 2048  # query rows per distance block: a block x reference matrix stays small
 
 
+#: Normalised embeddings are rounded to multiples of 2**-GRID_BITS before the dot products: every product
+#: is then an exact multiple of 2**-40, and every partial sum of a dot product of (near) unit vectors is at
+#: most about 1 in size (Cauchy-Schwarz), so it is exact in float64 too. The distances then do not depend
+#: on the BLAS's summation order or threads: local and Ray give the same bytes.
+GRID_BITS = 20
+
+
 def _normalise(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
+    """Rows scaled to unit length, on the 2**-GRID_BITS grid (float64, exact dot products)."""
+    X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"embeddings must be 2-D, got shape {X.shape}")
-    norm = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norm > 0, norm, 1.0)
+    norm = np.sqrt(np.sum(X * X, axis=1, keepdims=True))  # numpy's own sum: no BLAS
+    scale = float(2**GRID_BITS)
+    return np.round(X / np.where(norm > 0, norm, 1.0) * scale) / scale
 
 
 def knn_to_reference(
@@ -61,7 +70,7 @@ def knn_to_reference(
     pos = {v: i for i, v in enumerate(ref_arr.tolist())}
     for start in range(0, len(Xn), _BLOCK):
         rows = slice(start, start + _BLOCK)
-        dist = 1.0 - (Xn[rows] @ Rn.T).astype(np.float64)
+        dist = 1.0 - Xn[rows] @ Rn.T
         for r, doc in enumerate(ids_arr[rows].tolist()):
             j = pos.get(doc)
             if j is not None:
