@@ -24,7 +24,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["init", str(pipeline), "--quick", "--workdir", str(out)]) == 0
     text = pipeline.read_text(encoding="utf-8")
     assert "# token budget of the final dataset" in text and "# seeds per confirmed mixture" in text
-    assert main(["run", str(pipeline)]) == 0
+    assert "rounds: [6]" in text and "# DoRA rank (challenge recipe: 16)" in text
+    assert main(["run", str(pipeline), "--quick"]) == 0
     assert (out / "pipeline.yaml").exists()
     return out
 
@@ -117,7 +118,7 @@ def built_dir(demo_dir: Path) -> Path:
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     before = {p: p.stat().st_mtime_ns for p in (demo_dir / "swarm" / "runs").rglob("model.safetensors")}
     assert len(before) == 8
-    assert main(["run", str(path)]) == 0
+    assert main(["run", str(path), "--quick"]) == 0
     after = {p: p.stat().st_mtime_ns for p in (demo_dir / "swarm" / "runs").rglob("model.safetensors")}
     assert after == before  # finished proxies were skipped, not retrained
     return demo_dir
@@ -134,6 +135,9 @@ def test_dataset_at_the_budget_when_allowed(built_dir: Path) -> None:
     budget = manifest["budget_tokens"]
     assert abs(manifest["total_tokens"] - budget) <= max(int(m) for m in _doc_tokens(demo_dir, data))
     assert "Final dataset" in (demo_dir / "report.html").read_text(encoding="utf-8")
+    final = json.loads((demo_dir / "final" / "final.json").read_text())  # the final run, --quick: small
+    assert final["train"]["steps"] == 10 and (demo_dir / "final" / "model" / "config.json").exists()
+    assert set(final["S"]["acc"]) == {*TASKS, "total"}
 
 
 def _doc_tokens(demo_dir: Path, data: list[dict[str, object]]) -> list[int]:

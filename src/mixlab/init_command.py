@@ -23,6 +23,8 @@ __all__ = ["commented_yaml", "register"]
 _HEADER = """\
 # mixlab pipeline: {what}
 # Run it with:   mixlab run {name}      (then: mixlab status {workdir})
+# A smoke test first, at a fraction of the cost:   mixlab run {name} --quick --out {workdir}-quick
+# (--quick: few mixtures, short proxies, a small final run; see PipelineConfig.quick)
 # Every key below is described by the comment above it. Point `ingest.inputs`, `ingest.tokenizer`,
 # `proxy.base_model` and `evaluation.tasks` at your own corpus, tokenizer, model and tasks to use it for real.
 """
@@ -67,6 +69,25 @@ def commented_yaml(
     return lines
 
 
+#: The final run's settings written into a starter file (the challenge's recipe, spelled out).
+_FINAL_KEYS = ("enabled", "lr", "epochs", "max_steps", "block_size", "batch_size", "r", "alpha", "dropout")
+
+
+def _with_late_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` plus the ``rounds`` and ``final`` sections, spelled out so that the file documents them.
+
+    One round of the file's mixtures (today's behaviour; e.g. ``[64, 32, 16]`` adds proposed rounds) and
+    the final run with the challenge's recipe.
+    """
+    from mixlab.final.config import FinalConfig
+
+    final = FinalConfig().model_dump(mode="json")
+    out = dict(raw)
+    out.setdefault("rounds", [int(raw["mixtures"]["n"])])
+    out.setdefault("final", {k: final[k] for k in _FINAL_KEYS} | {"target_modules": final["target_modules"]})
+    return out
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from mixlab.demo.run import FULL, QUICK, prepare_demo
 
@@ -79,6 +100,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"generating the demo world, tokenizer and base model under {workdir} ...")
     with calm(workdir, -1 if getattr(args, "quiet", False) else 0):
         raw = prepare_demo(workdir, QUICK if args.quick else FULL, workers=args.workers)
+    raw = _with_late_sections(raw)
     PipelineConfig.model_validate(raw)  # what is written must run as it is
     what = "the embedded demo world" + (" (quick scale)" if args.quick else "")
     text = _HEADER.format(what=what, name=path, workdir=raw["workdir"]) + "\n"

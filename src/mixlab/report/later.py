@@ -60,16 +60,20 @@ def rounds_section(rounds: dict[str, Any], pdir: Path) -> Section | None:
     )
 
 
-def final_table(final: dict[str, Any], metric: str) -> pd.DataFrame:
-    """Before, after and S = after - before per task (and total) on one metric."""
+def final_table(final: dict[str, Any]) -> pd.DataFrame:
+    """Rows (metric, task or total): before (base model), after (final model) and S = after - before."""
     keys = [*final["tasks"], "total"]
-    return pd.DataFrame(
-        {
-            "before (base model)": {k: final["before"][k][metric] for k in keys},
-            "after (final model)": {k: final["after"][k][metric] for k in keys},
-            "S = after - before": {k: final["S"][metric][k] for k in keys},
+    order = sorted(final["metrics"], key=lambda m: (m != "acc", m))
+    rows = {
+        (m, k): {
+            "before (base model)": final["before"][k][m],
+            "after (final model)": final["after"][k][m],
+            "S = after - before": final["S"][m][k],
         }
-    )
+        for m in order
+        for k in keys
+    }
+    return pd.DataFrame(rows).T
 
 
 def final_line(final: dict[str, Any]) -> str:
@@ -99,6 +103,9 @@ def final_section(final: dict[str, Any] | None, note: str) -> Section:
     )
     if "S" in final:
         sec.highlight = final_line(final)
-        for metric in final["metrics"]:
-            sec.tables.append((f"{metric}: before, after and S per task", final_table(final, metric)))
+        caption = (
+            "before, after and S = after - before per task and summed over tasks (gold_bpb: lower is "
+            "better, so a negative S is a gain)"
+        )
+        sec.tables.append((caption, final_table(final)))
     return sec
