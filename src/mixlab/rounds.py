@@ -102,9 +102,16 @@ class RoundsSection(BaseModel):
 
 def rounds_problems(cfg: PipelineConfig) -> list[str]:
     """What is wrong with the rounds setting of ``cfg`` (one ``key: message`` line each)."""
+    problems = []
     if cfg.rounds.n_rounds > 1 and cfg.proxies.method != "swarm":
-        return [f"rounds: later rounds need trained proxies (proxies.method swarm, got {cfg.proxies.method})"]
-    return []
+        problems.append(
+            f"rounds: later rounds need trained proxies (proxies.method swarm, got {cfg.proxies.method})"
+        )
+    if cfg.rounds.sizes and cfg.rounds.sizes[0] < 3:
+        problems.append(
+            f"rounds: the first round needs at least 3 mixtures to fit, got {cfg.rounds.sizes[0]}"
+        )
+    return problems
 
 
 # --- files --------------------------------------------------------------------------------------------
