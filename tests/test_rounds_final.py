@@ -135,6 +135,31 @@ def test_final_run_redoes_only_what_a_change_touched(reference: Path, pipeline: 
     assert changed["recipe"]["lr"] == 2e-5
 
 
+def test_a_late_setting_keeps_the_swarm_and_a_proxy_setting_retrains_it(
+    reference: Path, world: dict[str, Path], tmp_path: Path
+) -> None:
+    """build.budget_tokens is read by the build only: no proxy is trained again. proxy.lr changes every proxy.
+
+    (A fit setting such as evaluation.metric is not late here: round 2's mixtures are proposed by the fit.)
+    """
+    work = tmp_path / "run"
+    shutil.copytree(reference, work, symlinks=True)
+    proxies = {p: t for p, t in _models(work).items() if "final" not in p.parts}
+    raw = pipeline_config(world, work)
+    raw["build"]["budget_tokens"] = 4000
+    late = write_pipeline(tmp_path / "late.yaml", raw)
+    assert main(["run", str(late), "--out", str(work)]) == 0
+    assert {p: t for p, t in _models(work).items() if p in proxies} == proxies
+    assert json.loads((work / "final" / "dataset" / "manifest.json").read_text())["budget_tokens"] == 4000
+    raw["proxy"]["lr"] = 0.02
+    proxy_edit = write_pipeline(tmp_path / "proxy.yaml", raw)
+    assert main(["run", str(proxy_edit), "--out", str(work)]) == 0
+    retrained = {p for p, t in _models(work).items() if p in proxies and t != proxies[p]}
+    assert retrained == set(proxies)
+    log = (work / "logs" / "mixlab.log").read_text(encoding="utf-8")
+    assert "swarm: the proxy recipe changed (proxy); its 5 finished runs are trained again" in log
+
+
 def test_final_run_is_skipped_without_a_dataset(
     reference: Path, world: dict[str, Path], tmp_path: Path
 ) -> None:

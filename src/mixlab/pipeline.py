@@ -218,7 +218,7 @@ def run_swarm_step(
     if cfg.workers > 1 and proxy.num_threads is None:  # one process per core, not cores x cores threads
         proxy = proxy.model_copy(update={"num_threads": max(1, (os.cpu_count() or 1) // cfg.workers)})
     out_dir = work / name
-    _forget_changed_runs(ratios, out_dir)
+    _forget_changed_runs(ratios, out_dir, swarm_recipe(cfg, scale, pool))
     executor = executor or pipeline_executor(cfg)
     on_gpu = proxy.device == "cuda" or (proxy.device == "auto" and executor.total_gpus() > 0)
     return run_swarm(
@@ -233,15 +233,61 @@ def run_swarm_step(
     )
 
 
-def _forget_changed_runs(ratios: pd.DataFrame, out_dir: Path) -> None:
-    """Drop the finished marker of every run whose mixture differs from the one it was trained on.
+#: Settings that change how a proxy is computed but not what it computes, or that only later stages read.
+_RECIPE_IGNORED = {
+    "proxy": ("num_threads", "check_every"),
+    "evaluation": ("batch_size", "loss_batch_size", "device", "metric", "metrics", "signal_model"),
+}
+
+
+def swarm_recipe(cfg: PipelineConfig, scale: float, pool: Pool) -> dict[str, Any]:
+    """Everything besides its mixture that decides a proxy run's result: proxy, selection and evaluation.
+
+    A run trained under another recipe is stale: :func:`_forget_changed_runs` trains it again.
+    """
+    proxy = cfg.proxy.model_dump(mode="json")
+    select = cfg.select.model_dump(mode="json")
+    evaluation = eval_config(cfg).model_dump(mode="json")
+    for section, fields in (("proxy", proxy), ("evaluation", evaluation)):
+        for key in _RECIPE_IGNORED[section]:
+            fields.pop(key, None)
+    return {
+        "proxy": proxy,
+        "select": select,
+        "evaluation": evaluation,
+        "scale": scale,
+        "tokenizer": pool.tokenizer_spec,
+    }
+
+
+def _forget_changed_runs(ratios: pd.DataFrame, out_dir: Path, recipe: dict[str, Any] | None = None) -> None:
+    """Drop the finished marker of every run whose mixture or recipe differs from what it was trained on.
 
     ``out_dir/ratios.csv`` records the mixture of every run the folder holds: the rows of ``ratios``, then
     rows of earlier calls that ``ratios`` does not name (a later round's runs, while an earlier round is
-    being finished), so that those keep their markers.
+    being finished), so that those keep their markers. ``out_dir/recipe.json`` records ``recipe``
+    (:func:`swarm_recipe`); when it changed, every run of the folder is trained again, and the log says
+    which sections changed.
     """
     from mixlab.proxies.swarm import DONE_MARKER
 
+    recipe_path = out_dir / "recipe.json"
+    if recipe is not None:
+        old_recipe = json.loads(recipe_path.read_text(encoding="utf-8")) if recipe_path.exists() else None
+        if old_recipe is not None and old_recipe != recipe:
+            changed = sorted(k for k in set(old_recipe) | set(recipe) if old_recipe.get(k) != recipe.get(k))
+            markers = list((out_dir / "runs").glob(f"*/{DONE_MARKER}"))
+            log.info(
+                "%s: the proxy recipe changed (%s); its %d finished runs are trained again",
+                out_dir.name,
+                ", ".join(changed),
+                len(markers),
+            )
+            for marker in markers:
+                marker.unlink()
+        if old_recipe != recipe:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(recipe_path, json.dumps(recipe, indent=2, sort_keys=True) + "\n")
     path = out_dir / "ratios.csv"
     record = ratios
     if path.exists():
@@ -470,8 +516,13 @@ def confirm_step(
     if cfg.confirm.scale == 1.0 and cfg.proxies.method == "swarm":  # same recipe: equal runs are reused
         from mixlab.confirm.reuse import reuse_identical_runs
 
-        _forget_changed_runs(table, work / "confirm")
-        reuse_identical_runs(table, work / "confirm", ratios, work / "swarm")
+        recipe = swarm_recipe(cfg, 1.0, pool)
+        _forget_changed_runs(table, work / "confirm", recipe)
+        swarm_done = (work / "swarm" / "recipe.json").exists() and json.loads(
+            (work / "swarm" / "recipe.json").read_text(encoding="utf-8")
+        ) == recipe
+        if swarm_done:  # the swarm's runs were trained under this very recipe
+            reuse_identical_runs(table, work / "confirm", ratios, work / "swarm")
     metrics = run_swarm_step(cfg, pool, table, "confirm", cfg.confirm.scale)
     runs_of = {arm: arm_runs(arm, cfg.confirm.seeds) for arm in arms}
     if cfg.proxy.mode == "dora" and cfg.proxy.base_model:
