@@ -56,3 +56,60 @@ def count_tokens(tokenizer: Any, texts: Sequence[str], batch_size: int = 1024) -
         enc = tokenizer(batch, add_special_tokens=False, return_attention_mask=False)["input_ids"]
         counts[start : start + len(batch)] = [len(ids) for ids in enc]
     return counts
+
+
+def fast_backend(tokenizer: Any) -> Any | None:
+    """A copy of a fast tokenizer's Rust backend (``tokenizers.Tokenizer``) that counts and decodes exactly
+    as the ``transformers`` tokenizer does, or None when it has none (a slow tokenizer).
+
+    :func:`count_tokens` calls the ``transformers`` tokenizer, which turns truncation and padding off and
+    calls its backend's ``encode_batch``; this copy has them off and is called with ``encode_batch_fast``
+    (the same ids, without character offsets). ``batch_decode`` is the backend's ``decode`` of each
+    sequence (:class:`BackendDecoder`). The copy loads in a fraction of a second from the JSON that
+    :func:`save_fast_backend` writes (converting a SentencePiece ``.model`` takes seconds, importing
+    ``transformers`` more), so worker processes use it.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
+
+
+def save_fast_backend(tokenizer: Any, path: Path) -> Path | None:
+    """Write :func:`fast_backend` of ``tokenizer`` to ``path`` (a ``tokenizer.json``); None if it has none."""
+    backend = fast_backend(tokenizer)
+    if backend is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend.save(str(path))
+    return path
+
+
+def count_tokens_backend(backend: Any, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+    """:func:`count_tokens` through a :func:`fast_backend` (the same counts, faster)."""
+    counts = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), batch_size):
+        batch = list(texts[start : start + batch_size])
+        enc = backend.encode_batch_fast(batch, add_special_tokens=False)
+        counts[start : start + len(batch)] = [len(e) for e in enc]
+    return counts
+
+
+class BackendDecoder:
+    """``batch_decode`` of a ``transformers`` tokenizer (special tokens kept, no clean-up of spaces),
+    computed by its :func:`fast_backend` (``decode_batch``, parallel in Rust)."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def batch_decode(
+        self, sequences: Sequence[Sequence[int]], clean_up_tokenization_spaces: bool = False
+    ) -> list[str]:
+        if clean_up_tokenization_spaces:
+            raise ValueError("BackendDecoder does not clean up tokenization spaces")
+        return list(self.backend.decode_batch([list(s) for s in sequences], skip_special_tokens=False))

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.config import IngestConfig
 from mixlab.pool.ingest import ingest
 from mixlab.pool.pool import Pool
@@ -27,17 +28,19 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         overrides,
         flag_names={"inputs": "INPUTS", "tokenizer": "--tokenizer"},
     )
-    pool = ingest(
-        cfg.inputs,
-        args.out,
-        tokenizer=cfg.tokenizer,
-        shard_docs=cfg.shard_docs,
-        max_chars=cfg.max_chars,
-        text_field=cfg.text_field,
-        decode_tokenizer=cfg.decode_tokenizer,
-        force=args.force,
-        on_error=cfg.on_error,
-    )
+    with executor_from_args(args) as executor:
+        pool = ingest(
+            cfg.inputs,
+            args.out,
+            tokenizer=cfg.tokenizer,
+            shard_docs=cfg.shard_docs,
+            max_chars=cfg.max_chars,
+            text_field=cfg.text_field,
+            decode_tokenizer=cfg.decode_tokenizer,
+            force=args.force,
+            on_error=cfg.on_error,
+            executor=executor,
+        )
     meta = pool.meta
     records = meta.get("documents_in", pool.n_docs() + pool.quarantine_count())
     print(
@@ -116,6 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=None,
         help="a bad record or file: quarantine it and go on (default), or stop with an error",
     )
+    p.add_argument(
+        "--workers", type=int, default=1, help="input files and Parquet row groups read at once (default 1)"
+    )
+    add_executor_arguments(p)
     p.set_defaults(func=_cmd_ingest)
 
     a = sub.add_parser("attrs", help="list a pool's attributes, or export one joined with document ids")

@@ -9,6 +9,12 @@ a whole with its reason, none of its records become documents, and the other fil
 The pool is built in a private temporary folder next to ``out`` and swapped into place when complete,
 under a lock: a killed ingest leaves the previous folder (or none), never half a pool, and its temporary
 folder is removed by the next run. ``force`` replaces only a folder that is a mixlab pool (or empty).
+
+Ingestion runs through an executor (``workers`` local processes, or Ray): the inputs are cut into units
+(files, Parquet row groups, the files of a dataset folder) that workers read, check and tokenise into
+temporary parts (:mod:`mixlab.pool.ingest_units`); the driver then accounts for them in input order
+(duplicate ids, quarantine lines, whole bad files) and workers cut the shards from the parts
+(:mod:`mixlab.pool.ingest_shards`). The pool is the same bytes for any number of workers.
 """
 
 from __future__ import annotations
@@ -18,57 +24,37 @@ import json
 import logging
 import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import zstandard
-
 from mixlab.console import tqdm
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
-from mixlab.pool.pool import POOL_FORMAT, POOL_META, Pool, PoolError, atomic_write_parquet, write_pool_meta
-from mixlab.pool.readers import (
-    Quarantined,
-    ReadStats,
-    Skipped,
-    expand_inputs_report,
-    read_any,
-)
-from mixlab.tokenization import count_tokens, load_tokenizer
+from mixlab.pool.ingest_errors import FILE_ERRORS, IngestError, file_reason
+from mixlab.pool.ingest_shards import SHARD_SCHEMA, merge_units, shard_pieces, write_shard
+from mixlab.pool.ingest_units import UnitResult, UnitSettings, plan_units, read_unit
+from mixlab.pool.pool import POOL_FORMAT, POOL_META, Pool, PoolError, write_pool_meta
+from mixlab.pool.readers import Skipped, expand_inputs_report
+from mixlab.tokenization import load_tokenizer, save_fast_backend
+
+__all__ = [
+    "FILE_ERRORS",
+    "ON_ERROR_CHOICES",
+    "SHARD_SCHEMA",
+    "IngestError",
+    "content_fingerprint",
+    "file_reason",
+    "ingest",
+]
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["quarantine", "fail"]
 ON_ERROR_CHOICES: tuple[str, ...] = ("quarantine", "fail")
 
-SHARD_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("source", pa.string()),
-        ("n_tokens", pa.int64()),
-        ("n_chars", pa.int64()),
-        ("meta", pa.string()),
-    ]
-)
-
-#: Errors that make a whole input file unreadable (quarantined as a file, not a traceback).
-FILE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # unreadable, gzip.BadGzipFile
-    EOFError,  # truncated .gz
-    ValueError,  # InputFormatError, UnicodeDecodeError, pyarrow.ArrowInvalid
-    zstandard.ZstdError,
-    pa.ArrowException,
-)
-
 #: What an existing folder may hold to count as an (incomplete) pool that ``force`` may replace.
 _POOL_ENTRIES = {POOL_META, "shards", "attrs", "quarantine.jsonl", ".locks"}
-
-
-class IngestError(PoolError):
-    """A bad record or file under ``on_error="fail"``, or an output folder that may not be replaced."""
 
 
 def _ingest_key(inputs: list[Path], tokenizer: str, shard_docs: int, max_chars: int, text_field: str) -> str:
@@ -93,16 +79,24 @@ def content_fingerprint(path: Path) -> str:
     pool is kept instead of rebuilt. An edit inside a file changes its time and is caught by the key; the
     fingerprint is only asked whether a re-copied file is the same one.
     """
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with path.open("rb") as f:
-        if size <= _SAMPLE_BYTES * _SAMPLES:
-            h.update(f.read())
-        else:
-            step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
-            for i in range(_SAMPLES):
-                f.seek(i * step)
-                h.update(f.read(_SAMPLE_BYTES))
+    if path.is_dir():  # a dataset folder (ClimbLab, HF): every file under it, by relative name
+        h = hashlib.sha256(b"folder")
+        for f in sorted(q for q in path.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(path)}|{content_fingerprint(f)}\n".encode())
+        return h.hexdigest()[:32]
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha256(str(size).encode())
+        with path.open("rb") as f:
+            if size <= _SAMPLE_BYTES * _SAMPLES:
+                h.update(f.read())
+            else:
+                step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
+                for i in range(_SAMPLES):
+                    f.seek(i * step)
+                    h.update(f.read(_SAMPLE_BYTES))
+    except OSError as exc:  # an unreadable input (quarantined as a file) has no content to compare
+        return f"unreadable: {type(exc).__name__} {exc.errno}"
     return h.hexdigest()[:32]
 
 
@@ -158,62 +152,6 @@ def _check_output(out: Path, inputs: list[Path]) -> None:
             )
 
 
-@dataclass
-class _Build:
-    """The state of one ingest into a temporary folder."""
-
-    root: Path
-    tokenizer: Any
-    shard_docs: int
-    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
-    shards: list[str] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    bad_files: list[dict[str, Any]] = field(default_factory=list)
-    records_in: int = 0
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        ids, texts, sources, metas = (list(c) for c in zip(*self.rows, strict=True))
-        n_tok = count_tokens(self.tokenizer, texts)
-        shard = f"{len(self.shards):05d}"
-        table = pa.Table.from_pydict(
-            {
-                "id": ids,
-                "text": texts,
-                "source": sources,
-                "n_tokens": n_tok,
-                "n_chars": [len(t) for t in texts],
-                "meta": metas,
-            },
-            schema=SHARD_SCHEMA,
-        )
-        atomic_write_parquet(self.root / "shards" / f"{shard}.parquet", table)
-        self.shards.append(shard)
-        self.rows.clear()
-
-    def add(self, doc_id: str, text: str, source: str, meta: str) -> None:
-        self.seen.add(doc_id)
-        self.rows.append((doc_id, text, source, meta))
-        if len(self.rows) >= self.shard_docs:
-            self.flush()
-
-    def rollback(self, n_shards: int, n_rows: int, file_ids: list[str], n_quarantined: int) -> None:
-        """Forget every document and quarantine line of the file that started at this state."""
-        self.seen.difference_update(file_ids)
-        del self.quarantine[n_quarantined:]
-        if len(self.shards) == n_shards:
-            del self.rows[n_rows:]
-            return
-        first = self.root / "shards" / f"{self.shards[n_shards]}.parquet"
-        kept = pq.read_table(first, columns=["id", "text", "source", "meta"]).slice(0, n_rows).to_pydict()
-        for shard in self.shards[n_shards:]:
-            (self.root / "shards" / f"{shard}.parquet").unlink()
-        del self.shards[n_shards:]
-        self.rows = list(zip(kept["id"], kept["text"], kept["source"], kept["meta"], strict=True))
-
-
 def ingest(
     inputs: list[str | Path],
     out: str | Path,
@@ -224,6 +162,8 @@ def ingest(
     decode_tokenizer: str | None = None,
     force: bool = False,
     on_error: OnError = "quarantine",
+    workers: int = 1,
+    executor: Executor | None = None,
 ) -> Pool:
     """Read ``inputs`` into a pool at ``out``.
 
@@ -234,6 +174,9 @@ def ingest(
     whole files that cannot be read. ``on_error="fail"`` raises :class:`IngestError` at the first instead.
     Rerunning with the same inputs and settings is a no-op; different settings need ``force``, which
     replaces only a folder that is a mixlab pool or empty.
+
+    Input files, Parquet row groups and the files of dataset folders are read in parallel by ``executor``
+    (default: a local executor of ``workers`` processes); the pool is the same for any number of workers.
     """
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be at least 1, got {shard_docs}")
@@ -284,12 +227,17 @@ def ingest(
                 text_field,
                 decode_tokenizer,
                 on_error,
+                resolve_executor(executor, workers),
             )
             replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return Pool.open(out)
+
+
+#: What one ingest task needs: one CPU.
+INGEST_RESOURCES = Resources(cpus=1)
 
 
 def _build(
@@ -303,83 +251,66 @@ def _build(
     text_field: str,
     decode_tokenizer: str | None,
     on_error: OnError,
+    executor: Executor,
 ) -> None:
-    (root / "shards").mkdir(parents=True)
-    b = _Build(root=root, tokenizer=load_tokenizer(tokenizer), shard_docs=shard_docs)
-    decoder = load_tokenizer(decode_tokenizer) if decode_tokenizer else None
-    blank_lines = 0
-
-    def reject(q: Quarantined) -> None:
-        if on_error == "fail":
-            raise IngestError(f"{q.file}:{q.line}: {q.reason} (on_error: fail)")
-        b.quarantine.append({"file": q.file, "line": q.line, "reason": q.reason, "raw": q.raw})
-
-    for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2):
-        state = (len(b.shards), len(b.rows), len(b.quarantine))
-        file_ids: list[str] = []
-        stats = ReadStats()
-        n_records = 0
-        try:
-            for rec in read_any(path, text_field=text_field, decode_tokenizer=decoder, stats=stats):
-                n_records += 1
-                if isinstance(rec, Quarantined):
-                    reject(rec)
-                    continue
-                if len(rec.text) > max_chars:
-                    reject(
-                        Quarantined(
-                            rec.file, rec.line, f"document too large: {len(rec.text)} chars > {max_chars}"
-                        )
-                    )
-                    continue
-                doc_id = rec.orig_id or f"{rec.source}-{rec.line}"
-                if doc_id in b.seen:
-                    reject(Quarantined(rec.file, rec.line, f"duplicate id: {doc_id}", rec.text[:200]))
-                    continue
-                file_ids.append(doc_id)
-                b.add(doc_id, rec.text, rec.source, json.dumps(rec.meta, sort_keys=True, default=str))
-        except FILE_ERRORS as exc:
-            if isinstance(exc, IngestError):
-                raise
-            reason = _file_reason(exc, path)
-            if on_error == "fail":
-                raise IngestError(f"{path}: {reason} (on_error: fail)") from exc
-            log.warning("ingest: %s: %s; the whole file is quarantined", path, reason)
-            b.rollback(*state[:2], file_ids, state[2])
-            b.bad_files.append({"file": str(path), "line": None, "reason": reason, "scope": "file"})
-            continue
-        b.records_in += n_records
-        blank_lines += stats.blank_lines
-    b.flush()
-
-    with (root / "quarantine.jsonl").open("w", encoding="utf-8") as fh:
-        for q in [*b.bad_files, *b.quarantine]:
-            fh.write(json.dumps(q, ensure_ascii=False) + "\n")
+    shards_dir = root / "shards"
+    shards_dir.mkdir(parents=True)
+    work = root / ".ingest"
+    parts = work / "parts"
+    parts.mkdir(parents=True)
+    # workers load the tokenizers' Rust backends from JSON (fast) instead of converting or importing them
+    counter = save_fast_backend(load_tokenizer(tokenizer), work / "tokenizer.json")
+    decoder = None
+    if decode_tokenizer:  # a bad spec fails here, before any worker starts
+        decoder = save_fast_backend(load_tokenizer(decode_tokenizer), work / "decode-tokenizer.json")
+    settings = UnitSettings(
+        parts=str(parts),
+        tokenizer=tokenizer,
+        counter=None if counter is None else str(counter),
+        decode_tokenizer=decode_tokenizer,
+        decoder=None if decoder is None else str(decoder),
+        text_field=text_field,
+        max_chars=max_chars,
+    )
+    units = plan_units(paths, decode=decode_tokenizer is not None)
+    results: dict[int, UnitResult] = dict(
+        _map(executor, read_unit, [(u, settings) for u in units], "ingest: read", "unit")
+    )
+    merged = merge_units(units, results, str(parts), on_error)
+    pieces = shard_pieces(merged.kept, shard_docs)
+    shards = [f"{i:05d}" for i in range(len(pieces))]
+    calls = [(str(shards_dir), name, str(parts), piece) for name, piece in zip(shards, pieces, strict=True)]
     per_source_docs: Counter[str] = Counter()
     per_source_tokens: Counter[str] = Counter()
-    for shard in b.shards:
-        t = pq.read_table(root / "shards" / f"{shard}.parquet", columns=["source", "n_tokens"]).to_pydict()
-        for source, n in zip(t["source"], t["n_tokens"], strict=True):
-            per_source_docs[source] += 1
-            per_source_tokens[source] += int(n)
-    reasons = Counter(q["reason"].split(":")[0] for q in b.quarantine)
+    for _, counts in _map(executor, write_shard, calls, "ingest: write", "shard"):
+        for source, (docs, tokens) in counts.items():
+            per_source_docs[source] += docs
+            per_source_tokens[source] += tokens
+    shutil.rmtree(work)
+
+    with (root / "quarantine.jsonl").open("w", encoding="utf-8") as fh:
+        for q in [*merged.bad_files, *merged.quarantine]:
+            fh.write(json.dumps(q, ensure_ascii=False) + "\n")
+    reasons = Counter(q["reason"].split(":")[0] for q in merged.quarantine)
     n_docs = sum(per_source_docs.values())
-    if n_docs + len(b.quarantine) != b.records_in:  # pragma: no cover - an accounting bug, never data
-        raise PoolError(f"ingest lost records: {n_docs} + {len(b.quarantine)} != {b.records_in} read")
+    if n_docs + len(merged.quarantine) != merged.records_in:  # pragma: no cover - an accounting bug
+        raise PoolError(
+            f"ingest lost records: {n_docs} + {len(merged.quarantine)} != {merged.records_in} read"
+        )
     meta = {
         "format": POOL_FORMAT,
         "tokenizer": tokenizer,
         "inputs": [str(p) for p in paths],
-        "shards": b.shards,
-        "documents_in": b.records_in,
-        "blank_lines": blank_lines,
+        "shards": shards,
+        "documents_in": merged.records_in,
+        "blank_lines": merged.blank_lines,
         "n_docs": n_docs,
         "n_tokens": sum(per_source_tokens.values()),
         "docs_per_source": dict(sorted(per_source_docs.items())),
         "tokens_per_source": dict(sorted(per_source_tokens.items())),
-        "quarantined": len(b.quarantine),
+        "quarantined": len(merged.quarantine),
         "quarantine_reasons": dict(sorted(reasons.items())),
-        "quarantined_files": [{"file": q["file"], "reason": q["reason"]} for q in b.bad_files],
+        "quarantined_files": [{"file": q["file"], "reason": q["reason"]} for q in merged.bad_files],
         "skipped_files": [{"file": s.file, "reason": s.reason} for s in skipped],
         "on_error": on_error,
         "ingest_key": key,
@@ -392,19 +323,33 @@ def _build(
     write_pool_meta(root, meta)
 
 
-def _file_reason(exc: BaseException, path: Path) -> str:
-    """One line naming what is wrong with a whole file (without repeating its name)."""
-    text = str(exc).replace("\n", " ").strip().removeprefix(f"{path}: ") or type(exc).__name__
-    if isinstance(exc, EOFError):
-        return f"truncated compressed file: {text}"
-    if isinstance(exc, zstandard.ZstdError):
-        return f"corrupt zstd file: {text}"
-    if isinstance(exc, OSError) and "gzip" in type(exc).__name__.lower() + text.lower():
-        return f"corrupt gzip file: {text}"
-    if isinstance(exc, OSError):
-        return f"unreadable file: {text}"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"invalid UTF-8: {text}"
-    if isinstance(exc, pa.ArrowException):
-        return f"unreadable Arrow/Parquet data: {text}"
-    return f"unreadable input: {text}"
+def _map(
+    executor: Executor, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], desc: str, unit: str
+) -> Iterator[tuple[int, Any]]:
+    """``(i, fn(*calls[i]))`` for every call, as calls finish. A call that raises is tried again up to
+    ``executor.retries`` times (a worker may die); then the first failed call's exception is raised."""
+    attempts = [0] * len(calls)
+    errors: dict[int, BaseException] = {}
+    pending = list(range(len(calls)))
+    with tqdm(total=len(calls), desc=desc, unit=unit, top=True, disable=len(calls) < 2) as bar:
+        while pending:
+            again: list[int] = []
+            jobs = [(str(i), calls[i]) for i in pending]
+            for name, outcome in executor.map_runs(fn, jobs, INGEST_RESOURCES):
+                i = int(name)
+                attempts[i] += 1
+                if isinstance(outcome, BaseException):
+                    errors[i] = outcome
+                    if attempts[i] <= executor.retries:
+                        log.warning(
+                            "%s: call %d failed (attempt %d), retrying: %s", desc, i, attempts[i], outcome
+                        )
+                        again.append(i)
+                    continue
+                errors.pop(i, None)
+                bar.update()
+                yield i, outcome
+            pending = sorted(again)
+    if errors:
+        first = min(errors)
+        raise errors[first]

@@ -18,7 +18,7 @@ others with the reason they were skipped (:func:`expand_inputs_report`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -201,7 +201,9 @@ def read_lmflow(path: Path) -> Iterator[RawDoc | Quarantined]:
         yield RawDoc(text=text, source=source, file=file, line=i)
 
 
-def _iter_table_rows(table: Any, file: str, source: str, text_field: str) -> Iterator[RawDoc | Quarantined]:
+def _iter_table_rows(
+    table: Any, file: str, source: str, text_field: str, first_line: int = 1
+) -> Iterator[RawDoc | Quarantined]:
     if text_field not in table.column_names:
         raise InputFormatError(f"{file}: no {text_field!r} column (columns: {table.column_names})")
     cols = table.to_pydict()
@@ -209,7 +211,8 @@ def _iter_table_rows(table: Any, file: str, source: str, text_field: str) -> Ite
     ids = cols.pop("id", [None] * len(texts))
     sources = cols.pop("source", [None] * len(texts))
     for i, text in enumerate(texts):
-        checked = _check_text(text, file, i + 1, repr(text)[:200])
+        line = first_line + i
+        checked = _check_text(text, file, line, repr(text)[:200])
         if isinstance(checked, Quarantined):
             yield checked
             continue
@@ -217,49 +220,82 @@ def _iter_table_rows(table: Any, file: str, source: str, text_field: str) -> Ite
             text=checked,
             source=str(sources[i] or source),
             file=file,
-            line=i + 1,
+            line=line,
             orig_id=None if ids[i] is None else str(ids[i]),
             meta={k: v[i] for k, v in cols.items()},
         )
 
 
-def read_parquet(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
-    yield from _iter_table_rows(pq.read_table(path), str(path), _source_of(path), text_field)
+def read_parquet(
+    path: Path, text_field: str = "text", row_groups: Sequence[int] | None = None, first_line: int = 1
+) -> Iterator[RawDoc | Quarantined]:
+    """Rows of a Parquet file, or of its ``row_groups`` (whose first row is row ``first_line``)."""
+    if row_groups is None:
+        table = pq.read_table(path)
+    else:
+        table = pq.ParquetFile(path).read_row_groups(list(row_groups))
+    yield from _iter_table_rows(table, str(path), _source_of(path), text_field, first_line)
+
+
+def hf_arrow_files(path: Path) -> list[Path]:
+    """The ``.arrow`` files of a Hugging Face dataset folder, in reading order."""
+    return sorted(path.rglob("*.arrow"))
+
+
+def read_hf_arrow(arrow: Path, source: str, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
+    """Rows of one ``.arrow`` file of a Hugging Face dataset folder (``source``: the folder's name)."""
+    import pyarrow as pa
+
+    with pa.memory_map(str(arrow)) as src:
+        try:
+            table = pa.ipc.open_stream(src).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(src).read_all()
+    yield from _iter_table_rows(table, str(arrow), source, text_field)
 
 
 def read_hf_disk(path: Path, text_field: str = "text") -> Iterator[RawDoc | Quarantined]:
-    import pyarrow as pa
-
-    arrows = sorted(path.rglob("*.arrow"))
+    arrows = hf_arrow_files(path)
     if not arrows:
         raise InputFormatError(f"{path}: HF dataset folder holds no .arrow files")
     for arrow in arrows:
-        with pa.memory_map(str(arrow)) as src:
-            try:
-                table = pa.ipc.open_stream(src).read_all()
-            except pa.ArrowInvalid:
-                table = pa.ipc.open_file(src).read_all()
-        yield from _iter_table_rows(table, str(arrow), path.name, text_field)
+        yield from read_hf_arrow(arrow, path.name, text_field)
+
+
+def climblab_files(path: Path) -> list[Path]:
+    """The token files of a ClimbLab input: ``cluster_*/*.tokenized.parquet`` of a folder, or the file."""
+    if not path.is_dir():
+        return [path]
+    return sorted(path.glob("cluster_*/*.tokenized.parquet")) or sorted(path.glob("*.tokenized.parquet"))
+
+
+def read_climblab_file(
+    f: Path, decode_tokenizer: Any, row_groups: Sequence[int] | None = None, first_line: int = 1
+) -> Iterator[RawDoc | Quarantined]:
+    """One ClimbLab token file (or its ``row_groups``), decoded; the cluster folder becomes the source."""
+    if row_groups is None:
+        table = pq.read_table(f, columns=["tokens"])
+    else:
+        table = pq.ParquetFile(f).read_row_groups(list(row_groups), columns=["tokens"])
+    source = f.parent.name if f.parent.name.startswith("cluster_") else _source_of(f)
+    tokens = table.column("tokens").to_pylist()
+    texts = decode_tokenizer.batch_decode(tokens, clean_up_tokenization_spaces=False)
+    for i, text in enumerate(texts):
+        line = first_line + i
+        checked = _check_text(text, str(f), line, "")
+        if isinstance(checked, Quarantined):
+            yield checked
+            continue
+        yield RawDoc(text=checked, source=source, file=str(f), line=line, meta={"cluster": source})
 
 
 def read_climblab(path: Path, decode_tokenizer: Any) -> Iterator[RawDoc | Quarantined]:
     """ClimbLab token files: decode GPT-2 ids back to text; the cluster folder becomes the source."""
-    files = sorted(path.glob("cluster_*/*.tokenized.parquet")) if path.is_dir() else [path]
-    if not files and path.is_dir():
-        files = sorted(path.glob("*.tokenized.parquet"))
+    files = climblab_files(path)
     if decode_tokenizer is None:
         raise InputFormatError(f"{path}: ClimbLab token files need a decode tokenizer (GPT-2)")
     for f in files:
-        table = pq.read_table(f, columns=["tokens"])
-        source = f.parent.name if f.parent.name.startswith("cluster_") else _source_of(f)
-        tokens = table.column("tokens").to_pylist()
-        texts = decode_tokenizer.batch_decode(tokens, clean_up_tokenization_spaces=False)
-        for i, text in enumerate(texts):
-            checked = _check_text(text, str(f), i + 1, "")
-            if isinstance(checked, Quarantined):
-                yield checked
-                continue
-            yield RawDoc(text=checked, source=source, file=str(f), line=i + 1, meta={"cluster": source})
+        yield from read_climblab_file(f, decode_tokenizer)
 
 
 def _supported(name: str) -> bool:
