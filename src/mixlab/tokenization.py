@@ -112,4 +112,4 @@ class BackendDecoder:
     ) -> list[str]:
         if clean_up_tokenization_spaces:
             raise ValueError("BackendDecoder does not clean up tokenization spaces")
-        return list(self.backend.decode_batch([list(s) for s in sequences], skip_special_tokens=False))
+        return list(self.backend.decode_batch(list(sequences), skip_special_tokens=False))
