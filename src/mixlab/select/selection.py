@@ -33,6 +33,10 @@ from mixlab.select.quotas import domain_quotas, split_quota
 
 #: Columns of :attr:`Selection.chosen`, in order.
 CHOSEN_COLUMNS = ("id", "domain", "n_tokens", "repeat", "bucket", "shard", "row", "n_chars")
+#: Catalog columns a selection keeps for its documents (the rest of the catalog is not copied).
+_CELL_COLUMNS = ["id", "domain", "n_tokens", "quality_bucket", "shard", "row", "n_chars"]
+#: Documents whose order keys are hashed at once (bounds the temporary key strings).
+_ORDER_CHUNK = 1 << 20
 
 
 @dataclass
@@ -57,7 +61,7 @@ class _Cell:
     domain: str
     bucket: int
     target: float
-    docs: pd.DataFrame  # ranked
+    rows: np.ndarray  # positions in the kept documents, ranked
     cumsum: np.ndarray
     max_repeats: int
 
@@ -139,8 +143,9 @@ class _RankScores:
 
 def _eligible_cells(
     kept: pd.DataFrame, config: SelectConfig, has_buckets: bool
-) -> tuple[dict[str, dict[int, pd.DataFrame]], dict[int, float] | None]:
-    """Documents of each domain grouped into the cells the quality policy uses."""
+) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, float] | None]:
+    """Positions (in ``kept``, in row order) of each domain's documents, grouped into the cells the quality
+    policy uses (only positions are held, never copies of the documents)."""
     policy = config.quality_policy
     if policy.mode not in ("all", "affinity", "affinity+quality") and not has_buckets:
         raise PoolError(
@@ -148,19 +153,22 @@ def _eligible_cells(
             "run the quality stage or use quality_policy: all"
         )
     shares: dict[int, float] | None = None
+    bucket = kept["quality_bucket"].to_numpy()
     if policy.mode == "all" or policy.ranked:
-        frame = kept.assign(cell=-1)
+        rows = np.arange(len(kept))
+        cell = np.full(len(rows), -1, dtype=np.int64)
     elif policy.mode == "top_k_buckets":
-        present = sorted({int(b) for b in kept["quality_bucket"].unique() if b >= 0}, reverse=True)
-        top = present[: policy.k]
-        frame = kept[kept["quality_bucket"].isin(top)].assign(cell=-1)
+        present = sorted({int(b) for b in np.unique(bucket) if b >= 0}, reverse=True)
+        rows = np.flatnonzero(np.isin(bucket, present[: policy.k]))
+        cell = np.full(len(rows), -1, dtype=np.int64)
     else:
         shares = policy.normalised_shares()
-        frame = kept[kept["quality_bucket"].isin(list(shares))]
-        frame = frame.assign(cell=frame["quality_bucket"].astype(np.int64))
-    cells: dict[str, dict[int, pd.DataFrame]] = {}
-    for (domain, cell), group in frame.groupby(["domain", "cell"], sort=True):
-        cells.setdefault(str(domain), {})[int(cell)] = group
+        rows = np.flatnonzero(np.isin(bucket, list(shares)))
+        cell = bucket[rows].astype(np.int64)
+    keys = pd.DataFrame({"domain": kept["domain"].to_numpy()[rows], "cell": cell})
+    cells: dict[str, dict[int, np.ndarray]] = {}
+    for (domain, c), positions in sorted(keys.groupby(["domain", "cell"], sort=True).indices.items()):
+        cells.setdefault(str(domain), {})[int(c)] = rows[positions]
     return cells, shares
 
 
@@ -193,15 +201,17 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
     docs = catalog.docs
     if config.soft_labels:
         docs = docs.assign(domain=assign_soft_domains(catalog, config.seed))
-    kept = docs[docs["excluded"] == ""]
+    kept = docs.loc[(docs["excluded"] == "").to_numpy(), _CELL_COLUMNS]
     has_buckets = bool((kept["quality_bucket"] >= 0).any())
     cells_by_domain, shares = _eligible_cells(kept, config, has_buckets)
     scores = _RankScores(pool, catalog, config) if config.quality_policy.ranked else None
 
     pool_domains = sorted(set(kept["domain"].tolist()))
     budget = int(config.budget_tokens)
+    ids = kept["id"].to_numpy()
+    tokens = kept["n_tokens"].to_numpy(dtype=np.int64)
     eligible = {
-        d: int(sum(int(g["n_tokens"].sum()) for g in cells_by_domain.get(d, {}).values())) for d in weights
+        d: int(sum(int(tokens[g].sum()) for g in cells_by_domain.get(d, {}).values())) for d in weights
     }
     capacity = {d: eligible[d] * config.max_epochs for d in weights}
     unknown = [d for d, w in weights.items() if w > 0 and d not in pool_domains]
@@ -221,45 +231,49 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
         if shares is None:
             targets = {-1: quota}
         else:
-            avail = {b: int(groups[b]["n_tokens"].sum()) if b in groups else 0 for b in shares}
+            avail = {b: int(tokens[groups[b]].sum()) if b in groups else 0 for b in shares}
             targets = split_quota(quota, shares, avail, config.max_epochs)
         bucket_quotas[domain] = targets
         for bucket, target in sorted(targets.items(), reverse=True):
             if bucket not in groups or target <= 0:
                 continue
-            group = groups[bucket]
-            rank = keyed_hash(group["id"].to_numpy(), config.seed, "rank")
+            group = groups.pop(bucket)
+            rank = keyed_hash(ids[group], config.seed, "rank")
             if scores is None:
-                ranked = group.iloc[np.argsort(rank, kind="stable")]
+                ranked = group[np.argsort(rank, kind="stable")]
             else:  # highest score first, ties in hash order
-                score = scores(domain, group.index.to_numpy())
-                ranked = group.iloc[np.lexsort((rank, -np.nan_to_num(score, nan=-np.inf)))]
-            cum = np.cumsum(ranked["n_tokens"].to_numpy(dtype=np.int64))
+                score = scores(domain, kept.index.to_numpy()[group])
+                ranked = group[np.lexsort((rank, -np.nan_to_num(score, nan=-np.inf)))]
+            cum = np.cumsum(tokens[ranked])
             cap_tokens = float(cum[-1]) * config.max_epochs if len(cum) else 0.0
             cells.append(_Cell(domain, bucket, min(target, cap_tokens), ranked, cum, max_repeats))
 
-    pieces: list[pd.DataFrame] = []
+    positions: list[np.ndarray] = []
+    repeats: list[np.ndarray] = []
     running_error = 0.0  # achieved - target over the cells done so far
     for cell in tqdm(cells, desc="select", unit="cell", disable=len(cells) < 8):
         options = _cell_options(cell)
-        full, k, tokens = min(options, key=lambda o: (abs(running_error + o[2] - cell.target), o[2]))
-        running_error += tokens - cell.target
-        cols = cell.docs[["id", "domain", "n_tokens", "quality_bucket", "shard", "row", "n_chars"]]
+        full, k, got = min(options, key=lambda o: (abs(running_error + o[2] - cell.target), o[2]))
+        running_error += got - cell.target
         for r in range(full):
-            pieces.append(cols.assign(repeat=r))
+            positions.append(cell.rows)
+            repeats.append(np.full(len(cell.rows), r, dtype=np.int64))
         if k:
-            pieces.append(cols.iloc[:k].assign(repeat=full))
-    if pieces:
-        chosen = pd.concat(pieces, ignore_index=True)
+            positions.append(cell.rows[:k])
+            repeats.append(np.full(k, full, dtype=np.int64))
+    if positions:
+        chosen = kept.iloc[np.concatenate(positions)].reset_index(drop=True)
+        chosen["repeat"] = np.concatenate(repeats)
     else:
         chosen = pd.DataFrame({c: pd.Series(dtype=object) for c in CHOSEN_COLUMNS})
+    del positions, repeats, cells
     chosen = chosen.rename(columns={"quality_bucket": "bucket"})
     chosen["domain"] = chosen["domain"].astype(str)
-    order_key = keyed_hash(
-        repeat_keys(chosen["id"].to_numpy(), chosen["repeat"].to_numpy()), config.seed, "order"
-    )
-    chosen = chosen.iloc[np.argsort(order_key, kind="stable")].reset_index(drop=True)
-    chosen = chosen[list(CHOSEN_COLUMNS)]
+    order_key = _order_keys(chosen["id"].to_numpy(), chosen["repeat"].to_numpy(), config.seed)
+    chosen = chosen.iloc[
+        np.argsort(order_key, kind="stable"), [chosen.columns.get_loc(c) for c in CHOSEN_COLUMNS]
+    ]
+    chosen = chosen.reset_index(drop=True)
     for col in ("n_tokens", "repeat", "bucket", "row", "n_chars"):
         chosen[col] = chosen[col].astype(np.int64)
 
@@ -269,6 +283,15 @@ def select_documents(pool: Pool, mixture: dict[str, float], config: SelectConfig
         for domain, column in scores.used.items():
             manifest["domains"][domain]["ranked_by"] = column
     return Selection(chosen=chosen, manifest=manifest)
+
+
+def _order_keys(ids: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray:
+    """The keyed hash of ``id\x1frepeat`` of every occurrence, computed in chunks (the same values)."""
+    out = np.zeros(len(ids), dtype=np.uint64)
+    for start in range(0, len(ids), _ORDER_CHUNK):
+        stop = start + _ORDER_CHUNK
+        out[start:stop] = keyed_hash(repeat_keys(ids[start:stop], repeats[start:stop]), seed, "order")
+    return out
 
 
 def _manifest(
