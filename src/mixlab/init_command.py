@@ -84,7 +84,8 @@ def _with_late_sections(raw: dict[str, Any]) -> dict[str, Any]:
     final = FinalConfig().model_dump(mode="json")
     out = dict(raw)
     out.setdefault("rounds", [int(raw["mixtures"]["n"])])
-    out.setdefault("final", {k: final[k] for k in _FINAL_KEYS} | {"target_modules": final["target_modules"]})
+    recipe = {k: final[k] for k in _FINAL_KEYS} | {"target_modules": final["target_modules"]}
+    out["final"] = recipe | dict(raw.get("final") or {})  # the file's own settings win
     return out
 
 

@@ -65,6 +65,12 @@ class DemoScale:
     """Swarm mixtures repeated with another seed (noise of each metric)."""
     proxy_batch: int = 8
     """Blocks of 128 tokens per proxy step: small batches and many steps teach a proxy more per token."""
+    repeat_seeds: int = 1
+    """Extra seeds of each repeated swarm mixture (natural and uniform first, see ``add_repeats``)."""
+    proxy_dropout: float = 0.1
+    """DoRA dropout of the proxies (the challenge's recipe: 0.1)."""
+    final_steps: int = 10
+    """Steps of the final run (the proxies' recipe: one 128-token block per step, their learning rate)."""
 
 
 FULL = DemoScale(
@@ -80,6 +86,10 @@ FULL = DemoScale(
     build_tokens=1_000_000,
     val_every=50,
     proxy_batch=1,
+    repeats=2,
+    repeat_seeds=2,
+    proxy_dropout=0.0,
+    final_steps=320,
 )
 QUICK = DemoScale(
     n_docs=4_000,
@@ -209,6 +219,7 @@ def demo_config(
         "mixtures": {
             "n": scale.n_mixtures,
             "repeats": scale.repeats,
+            "repeat_seeds": scale.repeat_seeds,
             "seed": 0,
             "budget_tokens": scale.proxy_tokens,
             "max_epochs": 4.0,
@@ -226,6 +237,7 @@ def demo_config(
             "max_steps": scale.proxy_steps,
             "batch_size": scale.proxy_batch,
             "block_size": 128,
+            "dropout": scale.proxy_dropout,
             "warmup_steps": 0,
             "seed": 0,
         },
@@ -236,9 +248,17 @@ def demo_config(
             "batch_size": 64,
             "block_size": 256,
         },
-        "fit": {"model": "auto", "cv_folds": 5},
+        "fit": {"model": "gp", "cv_folds": 5},
         "search": {"method": "topk", "n_samples": 100_000, "top_k": 64, "objective": "total"},
         "build": {"budget_tokens": scale.build_tokens, "formats": ["jsonl", "lmflow"]},
+        "final": {  # the proxies' recipe: the challenge's lr 1e-5 and 24 x 1024-token blocks do not fit a CPU demo
+            "lr": scale.proxy_lr,
+            "max_steps": scale.final_steps,
+            "batch_size": scale.proxy_batch,
+            "block_size": 128,
+            "dropout": scale.proxy_dropout,
+            "warmup_steps": 0,
+        },
         "confirm": {
             "enabled": True,
             "baselines": ["natural", "uniform", "best_swarm"],
