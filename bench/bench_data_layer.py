@@ -12,7 +12,7 @@ shared SentencePiece model converted once to a ``tokenizer.json``; the conversio
   ``LocalPipelineExecutor``.
 
 Each side runs in its own subprocess; this process polls the RSS of that subprocess and all its children
-(summed) every 0.2 s, and the side reports its largest single process (``RUSAGE_SELF``/``CHILDREN``).
+(summed; also the largest single process and the CPU time of all of them) every 0.2 s.
 mixlab also measures the memory its selection holds per document (the catalog and chosen rows, deep
 bytes, and the RSS the driver added while selecting) and the driver's RSS growth during ingest, and the
 table projects them to a 10B-token pool and to the 1.2T-token starter data.
@@ -27,7 +27,6 @@ import gzip
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -80,24 +79,39 @@ def llama_tokenizer_json(dest: Path) -> Path:
 
 # -- measuring -----------------------------------------------------------------------------------------
 class RssPeak:
-    """Polls the RSS of one process, or of a process and all its children summed, in a thread."""
+    """Polls the RSS of one process, or of a process and all its descendants, in a thread.
+
+    ``peak`` is the largest total seen, ``largest`` the largest single process, and ``cpu_seconds`` the
+    user + system time of every process seen (its last reading; a process's final 0.2 s can be missed).
+    """
 
     def __init__(self, pid: int, tree: bool, interval: float = 0.2) -> None:
         self.proc = psutil.Process(pid)
         self.tree = tree
         self.interval = interval
         self.peak = 0
+        self.largest = 0
+        self._cpu: dict[tuple[int, float], float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
 
     def current(self) -> int:
         procs = [self.proc, *self.proc.children(recursive=True)] if self.tree else [self.proc]
         total = 0
         for p in procs:
             try:
-                total += p.memory_info().rss
+                with p.oneshot():
+                    rss = p.memory_info().rss
+                    times = p.cpu_times()
+                    self._cpu[(p.pid, p.create_time())] = times.user + times.system
             except psutil.Error:  # ended between listing and reading
-                pass
+                continue
+            total += rss
+            self.largest = max(self.largest, rss)
         return total
 
     def _poll(self) -> None:
@@ -115,13 +129,6 @@ class RssPeak:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def largest_process_rss() -> int:
-    """Peak RSS in bytes of this process or of its largest finished child (Linux reports KiB)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) * 1024
 
 
 # -- the two sides (each in its own subprocess) --------------------------------------------------------
@@ -199,7 +206,6 @@ def side_main(args: argparse.Namespace) -> None:
     os.environ.setdefault("MIXLAB_PROGRESS", "none")
     run = run_mixlab if args.side == "mixlab" else run_datatrove
     out = run(Path(args.data), Path(args.work), Path(args.tokenizer_json), args.workers, args.rate)
-    out["largest_process_rss"] = largest_process_rss()
     Path(args.result).write_text(json.dumps(out), encoding="utf-8")
 
 
@@ -238,6 +244,8 @@ def measure(
     out = json.loads(result.read_text(encoding="utf-8"))
     out["wall_s"] = time.perf_counter() - t0
     out["tree_peak_rss"] = tree.peak
+    out["largest_process_rss"] = tree.largest
+    out["cpu_s"] = tree.cpu_seconds
     shutil.rmtree(work)
     return out
 
@@ -260,6 +268,11 @@ def report(inp: dict[str, Any], m: dict[str, Any], d: dict[str, Any], workers: i
         f"| wall time, s (whole job) | {m['total_s']:.1f} | {d['total_s']:.1f} | {m['total_s'] / d['total_s']:.2f} |"
     )
     print(f"| documents/s | {m_rate:,.0f} | {d_rate:,.0f} | {m_rate / d_rate:.2f} |")
+    m_cpu, d_cpu = docs / m["cpu_s"], docs / d["cpu_s"]
+    print(
+        f"| CPU seconds (user + system, process tree) | {m['cpu_s']:.0f} | {d['cpu_s']:.0f} | {m['cpu_s'] / d['cpu_s']:.2f} |"
+    )
+    print(f"| documents per CPU second | {m_cpu:,.0f} | {d_cpu:,.0f} | {m_cpu / d_cpu:.2f} |")
     print(
         f"| peak RSS, process tree summed | {m['tree_peak_rss'] / GIB:.2f} GiB | {d['tree_peak_rss'] / GIB:.2f} GiB "
         f"| {m['tree_peak_rss'] / d['tree_peak_rss']:.2f} |"
@@ -274,10 +287,10 @@ def report(inp: dict[str, Any], m: dict[str, Any], d: dict[str, Any], workers: i
         f"select {m['select_s']:.1f} s, export {m['export_s']:.1f} s; selected {m['selected_docs']:,} documents, "
         f"{m['selected_tokens']:,} tokens for a budget of {m['budget_tokens']:,}"
     )
-    projection(m, workers)
+    projection(m)
 
 
-def projection(m: dict[str, Any], workers: int) -> None:
+def projection(m: dict[str, Any]) -> None:
     docs = m["docs"]
     tokens_per_doc = m["tokens"] / docs
     held = {
@@ -293,13 +306,13 @@ def projection(m: dict[str, Any], workers: int) -> None:
         small = per_doc * POOL_TOKENS / tokens_per_doc
         big = per_doc * STARTER_TOKENS / tokens_per_doc
         print(f"| {name} | {per_doc:,.0f} | {small / GIB:,.1f} GiB | {big / GIB:,.0f} GiB |")
-    per_core = m["tokens"] / m["ingest_s"] / max(1, min(workers, os.cpu_count() or 1))
+    per_core = m["tokens"] / m["cpu_s"]
     core_hours = STARTER_TOKENS / per_core / 3600
     select_big = held["selection (driver RSS growth while selecting)"] * STARTER_TOKENS / tokens_per_doc
     ingest_big = held["ingest (driver RSS growth: ids, unit results)"] * STARTER_TOKENS / tokens_per_doc
     print(
-        f"\nthroughput: ingest + exact counts {per_core:,.0f} tokens/s per core here -> "
-        f"{core_hours:,.0f} core-hours for 1.2T tokens: {math.ceil(core_hours / (64 * 24))} nodes of 64 cores "
+        f"\nthroughput: the whole job {per_core:,.0f} tokens per CPU second here -> "
+        f"{core_hours:,.0f} core-hours for 1.2T tokens: {math.ceil(core_hours / (64 * 24))} node(s) of 64 cores "
         f"for one day, {math.ceil(core_hours / (64 * 24 * 7))} for a week."
     )
     print(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -271,6 +272,8 @@ def _build(
         decoder=None if decoder is None else str(decoder),
         text_field=text_field,
         max_chars=max_chars,
+        threads=_worker_threads(executor),
+        driver=os.getpid(),
     )
     units = plan_units(paths, decode=decode_tokenizer is not None)
     results: dict[int, UnitResult] = dict(
@@ -321,6 +324,15 @@ def _build(
     if n_docs == 0:
         log.warning("ingest: no documents were ingested; the pool's quarantine.jsonl says why")
     write_pool_meta(root, meta)
+
+
+def _worker_threads(executor: Executor) -> int | None:
+    """Tokenizer threads per worker: a task's CPUs under Ray, the cores shared by the local processes."""
+    if executor.name == "ray":
+        return max(1, int(INGEST_RESOURCES.cpus))
+    if executor.workers > 1:
+        return max(1, (os.cpu_count() or 1) // executor.workers)
+    return None
 
 
 def _map(

@@ -100,6 +100,10 @@ class UnitSettings:
     """The decode tokenizer's saved Rust backend, or None."""
     text_field: str
     max_chars: int
+    threads: int | None = None
+    """Tokenizer threads in a worker process (None: the tokenizer's default, every core)."""
+    driver: int = 0
+    """The driver's process id (``threads`` is not applied there)."""
 
 
 @dataclass
@@ -186,6 +190,13 @@ def _row_group_ranges(path: Path, unit_bytes: int) -> list[dict[str, Any]]:
 
 # -- reading (worker) -----------------------------------------------------------------------------------
 _BACKENDS: dict[str, Any] = {}
+
+
+def _limit_threads(settings: UnitSettings) -> None:
+    """In a worker process, give the tokenizer ``settings.threads`` threads (before its thread pool starts):
+    ``workers`` processes with a pool of every core each would run workers x cores threads."""
+    if settings.threads and os.getpid() != settings.driver and "RAYON_NUM_THREADS" not in os.environ:
+        os.environ["RAYON_NUM_THREADS"] = str(settings.threads)
 
 
 def _backend(path: str) -> Any:
@@ -287,6 +298,7 @@ def read_unit(unit: Unit, settings: UnitSettings) -> UnitResult:
     """Read ``unit`` into its part; return its ids, quarantine records and counts (never raises for bad
     data: an input that cannot be read to its end is the result's ``error``)."""
     t0 = time.perf_counter()
+    _limit_threads(settings)
     result = UnitResult(index=unit.index, worker=f"{socket.gethostname()}:{os.getpid()}")
     stats = ReadStats()
     part = _PartWriter(part_path(settings.parts, unit.index), settings)
