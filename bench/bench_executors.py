@@ -92,6 +92,7 @@ def main() -> None:
     import ray
 
     from mixlab.executors import LocalExecutor, RayExecutor
+    from mixlab.executors.ray import start_local_ray
     from mixlab.pool.ingest import ingest
 
     os.environ.setdefault("MIXLAB_PROGRESS", "none")
@@ -119,7 +120,7 @@ def main() -> None:
             measure(f"local-{w}", lambda w=w: LocalExecutor(w))
         for w in (1, 2):
             t0 = time.perf_counter()
-            ray.init(num_cpus=w, include_dashboard=False, log_to_driver=False)
+            start_local_ray(ray, w)
             start = time.perf_counter() - t0
             times[f"ray-{w}-start"] = start
             print(f"  ray-{w} start   {start:7.2f}s")

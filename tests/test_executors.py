@@ -52,7 +52,9 @@ pytestmark = pytest.mark.skipif(
 def ray_cluster() -> Iterator[None]:
     """One local Ray cluster for the module (2 CPUs); this test module's functions travel by value."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from mixlab.executors.ray import start_local_ray
+
+    start_local_ray(ray, 2)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         yield
