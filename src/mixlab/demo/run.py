@@ -88,7 +88,6 @@ FULL = DemoScale(
     proxy_batch=1,
     repeats=2,
     repeat_seeds=2,
-    proxy_dropout=0.0,
     final_steps=320,
 )
 QUICK = DemoScale(
