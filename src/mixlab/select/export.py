@@ -43,6 +43,8 @@ _PART_SCHEMA = pa.schema([("pos", pa.int64()), *OUTPUT_SCHEMA])
 
 #: Rows per Parquet row group of ``data.parquet`` (fixed, so the file does not depend on the spill parts).
 ROW_GROUP_ROWS = 4096
+#: Rows of a part turned into Python strings at once for the JSONL and LMFlow files.
+TEXT_BATCH_ROWS = 8192
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -105,9 +107,9 @@ def _iter_parts(tmp: Path, n_parts: int, n_rows: int) -> Iterable[pa.Table]:
             raise PoolError(
                 f"export: spill part {path} is missing; the export's temporary folder was altered"
             )
-        table = pq.read_table(path)
+        table = pq.read_table(path).sort_by("pos").drop(["pos"])  # the unsorted copy is freed here
         seen += table.num_rows
-        yield table.sort_by("pos").drop(["pos"])
+        yield table
     if seen != n_rows:
         raise PoolError(f"export: spill parts hold {seen} rows, the selection {n_rows}")
 
@@ -222,17 +224,18 @@ def _write_dataset(pool: Pool, selection: Selection, out: Path, formats: list[st
                     full = (pending_rows // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
                     parquet.write_table(buffered.slice(0, full), row_group_size=ROW_GROUP_ROWS)
                     pending, pending_rows = [buffered.slice(full)], pending_rows - full
-            cols = table.to_pydict()
-            if jsonl:
-                jsonl.writelines(
-                    json.dumps({"id": i, "text": t, "domain": d, "repeat": r}, ensure_ascii=False) + "\n"
-                    for i, t, d, r in zip(
-                        cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True
+            for batch in table.to_batches(max_chunksize=TEXT_BATCH_ROWS):  # Python strings for a batch only
+                cols = batch.to_pydict()
+                if jsonl:
+                    jsonl.writelines(
+                        json.dumps({"id": i, "text": t, "domain": d, "repeat": r}, ensure_ascii=False) + "\n"
+                        for i, t, d, r in zip(
+                            cols["id"], cols["text"], cols["domain"], cols["repeat"], strict=True
+                        )
                     )
-                )
-            if lmflow:
-                _write_lmflow_chunk(lmflow, cols["text"], first)
-            first = first and not cols["text"]
+                if lmflow:
+                    _write_lmflow_chunk(lmflow, cols["text"], first)
+                first = first and not cols["text"]
         if parquet and pending_rows:
             parquet.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
         if lmflow:
