@@ -124,6 +124,7 @@ def prepare_pool(cfg: PipelineConfig, executor: Executor | None = None) -> Pool:
 
     work = Path(cfg.workdir)
     ing = cfg.ingest
+    executor = executor or pipeline_executor(cfg)
     with watch_ingest(work / "pool", log):  # one line per step: documents, tokens, seconds, drops
         pool = ingest(
             ing.inputs,
@@ -134,8 +135,8 @@ def prepare_pool(cfg: PipelineConfig, executor: Executor | None = None) -> Pool:
             text_field=ing.text_field,
             decode_tokenizer=ing.decode_tokenizer,
             on_error=ing.on_error,
+            executor=executor,  # input files and row groups in parallel; the same pool for any workers
         )
-    executor = executor or pipeline_executor(cfg)
     with watch_stage(pool, "domains", log):
         partition_pool(pool, cfg.partition, executor=executor)
     if cfg.quality is not None:
