@@ -142,6 +142,22 @@ def run_ids(n: int) -> list[str]:
     return [f"mix-{i:0{width}d}" for i in range(n)]
 
 
+def _prior_and_caps(
+    prior: Mapping[str, float], config: MixtureConfig, available_tokens: Mapping[str, int] | None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Domains, the normalised prior, each domain's weight cap (0 where unusable) and the usable mask."""
+    domains = list(config.domains) if config.domains else sorted(prior)
+    if not domains:
+        raise MixtureSamplingError("no domains to mix (empty prior)")
+    p = np.array([max(float(prior.get(d, 0.0)), 0.0) for d in domains], dtype=np.float64)
+    if p.sum() <= 0:
+        raise MixtureSamplingError(f"the prior gives no mass to any of the domains {domains}")
+    p = p / p.sum()
+    caps = weight_caps(domains, available_tokens, config.budget_tokens, config.max_epochs)
+    usable = (caps >= max(config.min_weight, 1e-12)) & (p > 0)
+    return domains, p, np.where(usable, caps, 0.0), usable
+
+
 def anchor_mixtures(
     prior: Mapping[str, float],
     config: MixtureConfig,
@@ -153,14 +169,7 @@ def anchor_mixtures(
     ``uniform`` baselines, computed once here so that both are the same mixture. Columns follow
     ``config.domains`` or, without it, the sorted prior.
     """
-    domains = list(config.domains) if config.domains else sorted(prior)
-    p = np.array([max(float(prior.get(d, 0.0)), 0.0) for d in domains], dtype=np.float64)
-    if p.sum() <= 0:
-        raise MixtureSamplingError(f"the prior gives no mass to any of the domains {domains}")
-    p = p / p.sum()
-    caps = weight_caps(domains, available_tokens, config.budget_tokens, config.max_epochs)
-    usable = (caps >= max(config.min_weight, 1e-12)) & (p > 0)
-    caps = np.where(usable, caps, 0.0)
+    _, p, caps, usable = _prior_and_caps(prior, config, available_tokens)
     out: dict[str, np.ndarray] = {}
     for name, fixed_row in (("natural", p), ("uniform", usable.astype(np.float64))):
         w = constrain_weights(fixed_row, caps, config.min_weight)
@@ -180,16 +189,7 @@ def sample_mixtures(
     With ``include_prior`` the first rows are the prior itself and the uniform mixture (both made
     feasible). Caps apply when ``available_tokens`` and ``config.budget_tokens`` are both given.
     """
-    domains = list(config.domains) if config.domains else sorted(prior)
-    if not domains:
-        raise MixtureSamplingError("no domains to mix (empty prior)")
-    p = np.array([max(float(prior.get(d, 0.0)), 0.0) for d in domains], dtype=np.float64)
-    if p.sum() <= 0:
-        raise MixtureSamplingError(f"the prior gives no mass to any of the domains {domains}")
-    p = p / p.sum()
-    caps = weight_caps(domains, available_tokens, config.budget_tokens, config.max_epochs)
-    usable = (caps >= max(config.min_weight, 1e-12)) & (p > 0)
-    caps = np.where(usable, caps, 0.0)
+    domains, p, caps, usable = _prior_and_caps(prior, config, available_tokens)
     if caps.sum() < 1.0 - 1e-9:
         detail = ", ".join(
             f"{d}: {available_tokens.get(d, 0) if available_tokens else 0} tokens (cap {c:.4f})"
