@@ -22,21 +22,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixlab.pool.ingest_errors import IngestError
-from mixlab.pool.ingest_units import Unit, UnitResult, part_path
+from mixlab.pool.ingest_units import PART_SCHEMA, Unit, UnitResult, part_path
 from mixlab.pool.pool import atomic_write_parquet
 
 log = logging.getLogger(__name__)
 
-SHARD_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("source", pa.string()),
-        ("n_tokens", pa.int64()),
-        ("n_chars", pa.int64()),
-        ("meta", pa.string()),
-    ]
-)
+#: A shard's columns: a part's, without the bookkeeping a part carries for the driver (seq, file, line).
+SHARD_SCHEMA = pa.schema([f for f in PART_SCHEMA if f.name not in ("seq", "file", "line")])
 
 #: A run of kept documents: (unit index, first part row, end part row).
 Piece = tuple[int, int, int]
