@@ -146,7 +146,7 @@ def fused_causal_lm_loss(model: Any, input_ids: torch.Tensor) -> torch.Tensor | 
     head = hf_model.get_output_embeddings()
     if input_ids.numel() * int(head.weight.shape[0]) <= CHUNK_ELEMENTS:
         # one chunk would hold all the logits anyway: the plain path is as small and faster
-        # (measured: 150 DoRA steps of 128 tokens at a 4,096 vocabulary, 8.3 s fused against 6.8 s plain)
+        # (measured once: 150 DoRA steps of 128 tokens, 4,096 vocabulary, dropout 0: 8.3 s fused, 6.8 s plain)
         return None
     plain = type(head) is nn.Linear
     if not plain and (not is_fused(head) or head.merged or head.disable_adapters):
