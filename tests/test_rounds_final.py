@@ -138,7 +138,8 @@ def test_final_run_redoes_only_what_a_change_touched(reference: Path, pipeline: 
 def test_a_late_setting_keeps_the_swarm_and_a_proxy_setting_retrains_it(
     reference: Path, world: dict[str, Path], tmp_path: Path
 ) -> None:
-    """build.budget_tokens is read by the build only: no proxy is trained again. proxy.lr changes every proxy.
+    """build.budget_tokens is read by the build only, and select.shuffle_bucket_chars changes how export
+    writes, not what: no proxy is trained again. proxy.lr changes every proxy.
 
     (A fit setting such as evaluation.metric is not late here: round 2's mixtures are proposed by the fit.)
     """
@@ -147,6 +148,7 @@ def test_a_late_setting_keeps_the_swarm_and_a_proxy_setting_retrains_it(
     proxies = {p: t for p, t in _models(work).items() if "final" not in p.parts}
     raw = pipeline_config(world, work)
     raw["build"]["budget_tokens"] = 4000
+    raw["select"]["shuffle_bucket_chars"] = 1000  # how export writes its files, not what they hold
     late = write_pipeline(tmp_path / "late.yaml", raw)
     assert main(["run", str(late), "--out", str(work)]) == 0
     assert {p: t for p, t in _models(work).items() if p in proxies} == proxies

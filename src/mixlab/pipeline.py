@@ -69,9 +69,8 @@ def make_selection(
 
     cfg = SelectConfig.model_validate_json(select_json)
     cfg = cfg.model_copy(update={"seed": cfg.seed + repeat_seed(run)})
-    key = json.dumps(
-        {"w": {d: round(float(v), 10) for d, v in sorted(weights.items())}, "cfg": cfg.model_dump()}
-    )
+    what = cfg.model_dump(exclude=set(_RECIPE_IGNORED["select"]))  # the files do not depend on those
+    key = json.dumps({"w": {d: round(float(v), 10) for d, v in sorted(weights.items())}, "cfg": what})
     out = Path(workdir) / "selections" / f"{run}-{hashlib.blake2b(key.encode(), digest_size=6).hexdigest()}"
     if (out / "manifest.json").exists():
         return out
@@ -238,6 +237,7 @@ def run_swarm_step(
 _RECIPE_IGNORED = {
     "proxy": ("num_threads", "check_every"),
     "evaluation": ("batch_size", "loss_batch_size", "device", "metric", "metrics", "signal_model"),
+    "select": ("shuffle_bucket_chars", "formats"),  # how the export is written, not what it holds
 }
 
 
@@ -249,7 +249,7 @@ def swarm_recipe(cfg: PipelineConfig, scale: float, pool: Pool) -> dict[str, Any
     proxy = cfg.proxy.model_dump(mode="json")
     select = cfg.select.model_dump(mode="json")
     evaluation = eval_config(cfg).model_dump(mode="json")
-    for section, fields in (("proxy", proxy), ("evaluation", evaluation)):
+    for section, fields in (("proxy", proxy), ("evaluation", evaluation), ("select", select)):
         for key in _RECIPE_IGNORED[section]:
             fields.pop(key, None)
     return {

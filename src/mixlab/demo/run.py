@@ -79,7 +79,7 @@ FULL = DemoScale(
     vocab_size=4096,
     base_steps=100,
     preset="demo-base",
-    n_mixtures=12,
+    n_mixtures=16,
     proxy_tokens=41_000,
     proxy_steps=320,
     proxy_lr=5e-3,
@@ -247,7 +247,7 @@ def demo_config(
             "batch_size": 64,
             "block_size": 256,
         },
-        "fit": {"model": "gp", "cv_folds": 5},
+        "fit": {"model": "auto", "cv_folds": 5},
         "search": {"method": "topk", "n_samples": 100_000, "top_k": 64, "objective": "total"},
         "build": {"budget_tokens": scale.build_tokens, "formats": ["jsonl", "lmflow"]},
         "final": {  # the proxies' recipe: the challenge's lr 1e-5 and 24 x 1024-token blocks do not fit a CPU demo

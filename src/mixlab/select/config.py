@@ -133,9 +133,12 @@ class SelectConfig(PoolViewConfig):
         default_factory=lambda: ["jsonl"], description="exports to write: jsonl, parquet, lmflow"
     )
     shuffle_bucket_chars: int = Field(
-        200_000_000,
+        50_000_000,
         gt=0,
-        description="export spills the shuffled stream into parts of about this many characters of text",
+        description=(
+            "export spills the shuffled stream into parts of about this many characters of text (export holds "
+            "one part in memory; the files do not depend on it)"
+        ),
     )
 
     @field_validator("budget_tokens", mode="before")

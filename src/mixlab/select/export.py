@@ -153,7 +153,7 @@ def export_selection(
     selection: Selection,
     out_dir: str | Path,
     formats: Sequence[str] = ("jsonl",),
-    part_chars: int = 200_000_000,
+    part_chars: int = 50_000_000,
 ) -> Path:
     """Write ``selection`` to ``out_dir`` in ``formats`` plus ``manifest.json``; return ``out_dir``.
 
