@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -170,9 +171,9 @@ def test_missing_spill_part_is_an_error_not_a_skip(
 ) -> None:
     real = export_module._spill_parts
 
-    def spill_then_lose_one(pool: Pool, chosen: Any, tmp: Path, part_rows: int) -> int:
-        n = real(pool, chosen, tmp, part_rows)
-        (tmp / "part-00001.parquet").unlink()  # what a second export's cleanup did to the first
+    def spill_then_lose_one(pool: Pool, chosen: Any, tmp: Path, part_rows: int, executor: Any) -> int:
+        n = real(pool, chosen, tmp, part_rows, executor)
+        shutil.rmtree(tmp / "part-00001")  # what a second export's cleanup did to the first
         return n
 
     monkeypatch.setattr(export_module, "_spill_parts", spill_then_lose_one)

@@ -465,7 +465,8 @@ def build_dataset(cfg: PipelineConfig, pool: Pool, weights: dict[str, float], ou
     if (out / "manifest.json").exists() and stamp.exists() and stamp.read_text(encoding="utf-8") == key:
         return out
     selection = select_documents(pool, weights, build_cfg)
-    export_selection(pool, selection, out, list(cfg.build.formats))
+    with pipeline_executor(cfg) as executor:  # the shard reads of the export
+        export_selection(pool, selection, out, list(cfg.build.formats), executor=executor)
     atomic_write_text(stamp, key)
     return out
 

@@ -9,7 +9,9 @@ else is done here, once, for every stage:
   recomputed, replacing the old attribute shard by shard (with a warning), so a run killed half-way reads
   as incomplete, never as complete and mixed;
 * **one writer per attribute**: the attribute's lock (``POOL/.locks/NAME.lock``) is held while mapping;
-* **retries** of a failed shard (``retries``, default 1), then the shard's own exception is raised;
+* **retries** of a failed shard (``retries``, default 1), then the shard's own exception is raised; the
+  calls of a driver-side step (ingest's reads and shard writes, export's shard reads) get the same
+  retries and one progress bar through :meth:`Executor.map_calls`;
 * **atomic outputs**: a worker writes its table to a temporary file, renames it into place, then writes
   the marker (:meth:`mixlab.pool.pool.Pool.write_attr`), so a shard is finished or absent, never half;
 * **per-shard statistics** (documents, tokens, seconds, attempts, drops by reason when the stage returns
@@ -262,6 +264,44 @@ class Executor(ABC):
         """
         for i, outcome in self._imap(fn, [args for _, args in jobs], resources):
             yield jobs[i][0], outcome
+
+    # -- calls of a driver-side step (ingest's reads and shard writes, export's shard reads) ----------------
+    def map_calls(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        resources: Resources = DEFAULT_RESOURCES,
+        desc: str = "calls",
+        unit: str = "call",
+    ) -> Iterator[tuple[int, Any]]:
+        """``(i, fn(*calls[i]))`` for every call, as calls finish, under one progress bar. A call that raises
+        is tried again up to ``retries`` times (a worker may die); then the first failed call's exception is
+        raised, after the other calls finished. ``fn`` must give the same result on every attempt."""
+        attempts = [0] * len(calls)
+        errors: dict[int, BaseException] = {}
+        pending = list(range(len(calls)))
+        with tqdm(total=len(calls), desc=desc, unit=unit, top=True, disable=len(calls) < 2) as bar:
+            while pending:
+                again: list[int] = []
+                jobs = [(str(i), calls[i]) for i in pending]
+                for name, outcome in self.map_runs(fn, jobs, resources):
+                    i = int(name)
+                    attempts[i] += 1
+                    if isinstance(outcome, BaseException):
+                        errors[i] = outcome
+                        if attempts[i] <= self.retries:
+                            log.warning(
+                                "%s: call %d failed (attempt %d), retrying: %s", desc, i, attempts[i], outcome
+                            )
+                            again.append(i)
+                        continue
+                    errors.pop(i, None)
+                    bar.update()
+                    yield i, outcome
+                pending = sorted(again)
+        if errors:
+            first = min(errors)
+            raise errors[first]
 
 
 # -- statistics ---------------------------------------------------------------------------------------

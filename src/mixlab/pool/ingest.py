@@ -25,11 +25,9 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from mixlab.console import tqdm
 from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
 from mixlab.pool.ingest_errors import FILE_ERRORS, IngestError, file_reason
@@ -277,7 +275,9 @@ def _build(
     )
     units = plan_units(paths, decode=decode_tokenizer is not None)
     results: dict[int, UnitResult] = dict(
-        _map(executor, read_unit, [(u, settings) for u in units], "ingest: read", "unit")
+        executor.map_calls(
+            read_unit, [(u, settings) for u in units], INGEST_RESOURCES, "ingest: read", "unit"
+        )
     )
     merged = merge_units(units, results, str(parts), on_error)
     pieces = shard_pieces(merged.kept, shard_docs)
@@ -285,7 +285,7 @@ def _build(
     calls = [(str(shards_dir), name, str(parts), piece) for name, piece in zip(shards, pieces, strict=True)]
     per_source_docs: Counter[str] = Counter()
     per_source_tokens: Counter[str] = Counter()
-    for _, counts in _map(executor, write_shard, calls, "ingest: write", "shard"):
+    for _, counts in executor.map_calls(write_shard, calls, INGEST_RESOURCES, "ingest: write", "shard"):
         for source, (docs, tokens) in counts.items():
             per_source_docs[source] += docs
             per_source_tokens[source] += tokens
@@ -333,35 +333,3 @@ def _worker_threads(executor: Executor) -> int | None:
     if executor.workers > 1:
         return max(1, (os.cpu_count() or 1) // executor.workers)
     return None
-
-
-def _map(
-    executor: Executor, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], desc: str, unit: str
-) -> Iterator[tuple[int, Any]]:
-    """``(i, fn(*calls[i]))`` for every call, as calls finish. A call that raises is tried again up to
-    ``executor.retries`` times (a worker may die); then the first failed call's exception is raised."""
-    attempts = [0] * len(calls)
-    errors: dict[int, BaseException] = {}
-    pending = list(range(len(calls)))
-    with tqdm(total=len(calls), desc=desc, unit=unit, top=True, disable=len(calls) < 2) as bar:
-        while pending:
-            again: list[int] = []
-            jobs = [(str(i), calls[i]) for i in pending]
-            for name, outcome in executor.map_runs(fn, jobs, INGEST_RESOURCES):
-                i = int(name)
-                attempts[i] += 1
-                if isinstance(outcome, BaseException):
-                    errors[i] = outcome
-                    if attempts[i] <= executor.retries:
-                        log.warning(
-                            "%s: call %d failed (attempt %d), retrying: %s", desc, i, attempts[i], outcome
-                        )
-                        again.append(i)
-                    continue
-                errors.pop(i, None)
-                bar.update()
-                yield i, outcome
-            pending = sorted(again)
-    if errors:
-        first = min(errors)
-        raise errors[first]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
 from mixlab.select.config import SelectConfig
 from mixlab.select.export import FORMAT_FILES, export_selection
@@ -33,7 +34,15 @@ def _run(args: argparse.Namespace, mixture: dict[str, float], label: str) -> int
     pool.require_documents("select")
     selection = select_documents(pool, mixture, config)
     selection.manifest["mixture_source"] = label
-    out = export_selection(pool, selection, args.out, config.formats, part_chars=config.shuffle_bucket_chars)
+    with executor_from_args(args) as executor:
+        out = export_selection(
+            pool,
+            selection,
+            args.out,
+            config.formats,
+            part_chars=config.shuffle_bucket_chars,
+            executor=executor,
+        )
     m = selection.manifest
     print(
         f"selected {m['documents']} documents ({m['unique_documents']} unique), {m['total_tokens']:,} tokens "
@@ -98,6 +107,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--soft-labels", action="store_true", help="assign domains by hash draws from p_<domain>")
     p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument(
+        "--workers", type=int, default=1, help="pool shards read at once by the export (default 1)"
+    )
+    add_executor_arguments(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -2,8 +2,11 @@
 
 Export streams shard by shard: for each pool shard only the chosen rows' text is kept, and occurrences
 are spilled to temporary Parquet parts by their position in the (already shuffled) output order. The
-parts are then read back one at a time, sorted, and appended to the outputs, so memory holds one shard
-or one part of text, never the whole dataset. A repeated document appears once per repeat.
+shard reads are one executor call per pool shard (:func:`spill_shard`, local processes or Ray tasks), each
+writing its own file into every part it touches (``part-K/<shard>.parquet``). The driver then reads the
+parts back one at a time, sorted, and appends them to the outputs as one ordered stream, so memory holds
+one shard or one part of text, never the whole dataset, and the files are the same bytes for any number
+of workers. A repeated document appears once per repeat.
 
 The whole dataset folder (data files and ``manifest.json``, spill parts included) is written in a private
 temporary folder next to ``out_dir`` and swapped into place when complete, under a lock: a reader sees
@@ -16,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,12 +29,16 @@ from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mixlab.console import tqdm
-from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
+from mixlab.executors import Executor, Resources, resolve_executor
+from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir, safe_name
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text
 from mixlab.select.selection import Selection
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 
@@ -56,45 +65,84 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _spill_parts(pool: Pool, chosen: Any, tmp: Path, part_rows: int) -> int:
-    """Write every occurrence's text into parts ``tmp/part-K.parquet`` by output position; return part count."""
+#: What one shard read of the spill needs: one CPU.
+EXPORT_RESOURCES = Resources(cpus=1)
+
+#: A shard's chosen rows, in output order: ``row`` (in the shard), ``pos`` (in the output), ``id``,
+#: ``domain``, ``repeat``; numpy arrays of equal length.
+ShardRows = dict[str, np.ndarray]
+
+
+def _part_dir(tmp: Path, part: int) -> Path:
+    return tmp / f"part-{part:05d}"
+
+
+def spill_shard(pool_root: str, shard: str, rows: ShardRows, tmp: str, part_rows: int) -> dict[str, int]:
+    """Worker side of the spill: read one pool shard, check that its chosen rows still hold the chosen ids,
+    and write them (with their text) to ``tmp/part-K/<shard>.parquet`` for every part K they fall in.
+    Returns the rows and characters written. Files are renamed into place, so a retry rewrites them whole.
+    """
+    pool = Pool.open(pool_root)
+    table = pool.read_shard(shard, ["id", "text"])
+    picked = table.take(pa.array(rows["row"], pa.int64()))
+    ids = picked.column("id").to_pylist()
+    expected = rows["id"].tolist()
+    if ids != expected:
+        bad = next(i for i, (a, b) in enumerate(zip(ids, expected, strict=True)) if a != b)
+        raise PoolError(
+            f"{pool.shard_path(shard)}: row {int(rows['row'][bad])} holds {ids[bad]!r}, "
+            f"the selection expects {expected[bad]!r}; the pool changed since selection"
+        )
+    pos = np.asarray(rows["pos"], dtype=np.int64)
+    out = pa.table(
+        {
+            "pos": pa.array(pos),
+            "id": picked.column("id"),
+            "text": picked.column("text"),
+            "domain": pa.array([str(d) for d in rows["domain"]], pa.string()),
+            "repeat": pa.array(np.asarray(rows["repeat"], dtype=np.int64)),
+        },
+        schema=_PART_SCHEMA,
+    )
+    name = safe_name(shard, "shard name")
+    part_of = pos // part_rows
+    for part in np.unique(part_of):
+        folder = _part_dir(Path(tmp), int(part))
+        folder.mkdir(exist_ok=True)
+        temp = folder / f".{name}.parquet.tmp"
+        pq.write_table(out.filter(pa.array(part_of == part)), temp)
+        os.replace(temp, folder / f"{name}.parquet")
+    chars = pc.sum(pc.utf8_length(out.column("text"))).as_py() or 0
+    return {"rows": out.num_rows, "chars": int(chars)}
+
+
+def _spill_parts(pool: Pool, chosen: Any, tmp: Path, part_rows: int, executor: Executor) -> int:
+    """Spill every occurrence's text into ``tmp/part-K/`` by output position, one executor call per pool
+    shard (:func:`spill_shard`); return the part count."""
     n_parts = max(1, math.ceil(len(chosen) / part_rows))
-    writers: dict[int, pq.ParquetWriter] = {}
     positions = np.arange(len(chosen), dtype=np.int64)
     by_shard = chosen.assign(pos=positions).groupby("shard", sort=True)
-    try:
-        for shard, rows in tqdm(
-            by_shard, desc="export: read shards", unit="shard", disable=by_shard.ngroups < 4
-        ):
-            table = pool.read_shard(str(shard), ["id", "text"])
-            idx = pa.array(rows["row"].to_numpy(dtype=np.int64))
-            picked = table.take(idx)
-            ids = picked.column("id").to_pylist()
-            expected = rows["id"].tolist()
-            if ids != expected:
-                bad = next(i for i, (a, b) in enumerate(zip(ids, expected, strict=True)) if a != b)
-                raise PoolError(
-                    f"{pool.shard_path(str(shard))}: row {int(rows['row'].iloc[bad])} holds {ids[bad]!r}, "
-                    f"the selection expects {expected[bad]!r}; the pool changed since selection"
-                )
-            part_of = rows["pos"].to_numpy() // part_rows
-            out = pa.table(
-                {
-                    "pos": pa.array(rows["pos"].to_numpy(dtype=np.int64)),
-                    "id": picked.column("id"),
-                    "text": picked.column("text"),
-                    "domain": pa.array(rows["domain"].astype(str).tolist(), pa.string()),
-                    "repeat": pa.array(rows["repeat"].to_numpy(dtype=np.int64)),
-                },
-                schema=_PART_SCHEMA,
-            )
-            for part in np.unique(part_of):
-                if part not in writers:
-                    writers[int(part)] = pq.ParquetWriter(tmp / f"part-{int(part):05d}.parquet", _PART_SCHEMA)
-                writers[int(part)].write_table(out.filter(pa.array(part_of == part)))
-    finally:
-        for w in writers.values():
-            w.close()
+    calls = [
+        (
+            str(pool.root),
+            str(shard),
+            {
+                "row": rows["row"].to_numpy(dtype=np.int64),
+                "pos": rows["pos"].to_numpy(dtype=np.int64),
+                "id": rows["id"].to_numpy(dtype=object),
+                "domain": rows["domain"].astype(str).to_numpy(dtype=object),
+                "repeat": rows["repeat"].to_numpy(dtype=np.int64),
+            },
+            str(tmp),
+            part_rows,
+        )
+        for shard, rows in by_shard
+    ]
+    n_rows = n_chars = 0
+    for _, stats in executor.map_calls(spill_shard, calls, EXPORT_RESOURCES, "export: read shards", "shard"):
+        n_rows += stats["rows"]
+        n_chars += stats["chars"]
+    log.debug("export: spilled %d rows, %d characters from %d shard(s)", n_rows, n_chars, len(calls))
     return n_parts
 
 
@@ -102,12 +150,15 @@ def _iter_parts(tmp: Path, n_parts: int, n_rows: int) -> Iterable[pa.Table]:
     """The occurrences in output order, one sorted part at a time; a missing or short part is an error."""
     seen = 0
     for part in range(n_parts):
-        path = tmp / f"part-{part:05d}.parquet"
-        if not path.exists():
+        folder = _part_dir(tmp, part)
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if not files:
             raise PoolError(
-                f"export: spill part {path} is missing; the export's temporary folder was altered"
+                f"export: spill part {folder} is missing; the export's temporary folder was altered"
             )
-        table = pq.read_table(path).sort_by("pos").drop(["pos"])  # the unsorted copy is freed here
+        tables = [pq.read_table(f, schema=_PART_SCHEMA) for f in files]
+        table = pa.concat_tables(tables).sort_by("pos").drop(["pos"])
+        del tables  # the unsorted copy is freed here
         seen += table.num_rows
         yield table
     if seen != n_rows:
@@ -154,12 +205,16 @@ def export_selection(
     out_dir: str | Path,
     formats: Sequence[str] = ("jsonl",),
     part_chars: int = 50_000_000,
+    executor: Executor | None = None,
 ) -> Path:
     """Write ``selection`` to ``out_dir`` in ``formats`` plus ``manifest.json``; return ``out_dir``.
 
     ``data.jsonl``: objects with ``id``, ``text``, ``domain``, ``repeat``; ``data.parquet``: the same columns;
     ``data.json``: LMFlow ``{"type": "text_only", "instances": [{"text": ...}]}``. The manifest is the
     selection's plus the sha256 and size of each data file.
+
+    The pool shards are read through ``executor`` (default: one after another in this process); the files
+    are the same bytes for any executor, number of workers and ``part_chars``.
     """
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMAT_FILES]
@@ -177,7 +232,7 @@ def export_selection(
             )
         tmp = new_temp_dir(out)
         try:
-            _write_dataset(pool, selection, tmp, formats, part_chars)
+            _write_dataset(pool, selection, tmp, formats, part_chars, resolve_executor(executor))
             replace_dir(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -185,7 +240,9 @@ def export_selection(
     return out
 
 
-def _write_dataset(pool: Pool, selection: Selection, out: Path, formats: list[str], part_chars: int) -> None:
+def _write_dataset(
+    pool: Pool, selection: Selection, out: Path, formats: list[str], part_chars: int, executor: Executor
+) -> None:
     """Write the data files and the manifest into the (private, empty) folder ``out``."""
     chosen = selection.chosen
     mean_chars = float(chosen["n_chars"].mean()) if len(chosen) else 1.0
@@ -193,7 +250,7 @@ def _write_dataset(pool: Pool, selection: Selection, out: Path, formats: list[st
     tmp = out / ".export-parts"
     tmp.mkdir()
     finals = {f: out / FORMAT_FILES[f] for f in formats}
-    n_parts = _spill_parts(pool, chosen, tmp, part_rows) if len(chosen) else 0
+    n_parts = _spill_parts(pool, chosen, tmp, part_rows, executor) if len(chosen) else 0
     jsonl = finals["jsonl"].open("w", encoding="utf-8") if "jsonl" in finals else None
     lmflow = finals["lmflow"].open("w", encoding="utf-8") if "lmflow" in finals else None
     parquet = (
