@@ -112,6 +112,12 @@ def main() -> int:
     parser.add_argument("--confirm-seeds", type=int, default=2, help="seeds per confirmed optimum (0: skip)")
     parser.add_argument("--merge", default="linear,norm", help="merge rules to compare (comma-separated)")
     parser.add_argument("--general-share", type=float, default=0.0, help="general data in every component")
+    parser.add_argument(
+        "--reuse-swarm",
+        action="store_true",
+        help="use OUT/pool and the mixtures of OUT/swarm/ratios.csv as they are (a finished study, e.g. "
+        "runs/real_study, whose pool was made by an older mixlab): no pool step, no new swarm run",
+    )
     args = parser.parse_args()
 
     from mixlab.console import calm
@@ -139,8 +145,15 @@ def main() -> int:
         tasks = list(cfg.evaluation.tasks)
         bench = out / "bench"
         cost: dict[str, float] = {}
-        pool = prepare_pool(cfg)
-        ratios = candidate_mixtures(cfg, pool)
+        if args.reuse_swarm:
+            from mixlab.pool.pool import Pool
+            from mixlab.swarm import read_ratios
+
+            pool = Pool.open(out / "pool")
+            ratios = read_ratios(out / "swarm" / "ratios.csv")
+        else:
+            pool = prepare_pool(cfg)
+            ratios = candidate_mixtures(cfg, pool)
         domains = list(ratios.columns)
 
         c0 = cpu_seconds()

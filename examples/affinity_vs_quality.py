@@ -48,7 +48,9 @@ def held_out_items(tasks: dict[str, str], skip: int, out: Path) -> dict[str, str
     for name, spec in tasks.items():
         lines = [ln for ln in Path(spec).read_text(encoding="utf-8").splitlines() if ln.strip()]
         if len(lines) <= skip:
-            raise SystemExit(f"{spec}: {len(lines)} items; the affinity model needs items after the first {skip}")
+            raise SystemExit(
+                f"{spec}: {len(lines)} items; the affinity model needs items after the first {skip}"
+            )
         path = out / f"{name}.jsonl"
         path.write_text("\n".join(lines[skip:]) + "\n", encoding="utf-8")
         files[name] = str(path)
@@ -69,9 +71,7 @@ def compare(
 
     result: dict[str, Any] = {"seeds": n_seeds, "arms": {}, "comparisons": {}}
     for m in METRICS:
-        keep = {
-            t: ~np.isnan(np.vstack([matrix(a, t, m) for a in runs_of])).any(axis=0) for t in TASKS
-        }
+        keep = {t: ~np.isnan(np.vstack([matrix(a, t, m) for a in runs_of])).any(axis=0) for t in TASKS}
         plan = PairedBootstrap({t: int(keep[t].sum()) for t in TASKS}, n_seeds, n_boot=n_boot, seed=0)
         for arm in runs_of:
             per_task = {t: matrix(arm, t, m)[:, keep[t]].mean(axis=1) for t in TASKS}
@@ -95,7 +95,11 @@ def table(result: dict[str, Any]) -> str:
         for m in ("gold_bpb", "acc"):
             cells = [f"{by_metric[m][t]['mean']:.4f}" for t in (*TASKS, "total")]
             lines.append(f"| {arm} | {m} | " + " | ".join(cells) + " |")
-    lines += ["", "| difference | metric | " + " | ".join(TASKS) + " | summed |", "|---" * (len(TASKS) + 3) + "|"]
+    lines += [
+        "",
+        "| difference | metric | " + " | ".join(TASKS) + " | summed |",
+        "|---" * (len(TASKS) + 3) + "|",
+    ]
     for name, by_metric in result["comparisons"].items():
         for m in METRICS:
             cells = []
@@ -105,7 +109,9 @@ def table(result: dict[str, Any]) -> str:
                 cells.append(f"{iv['diff']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]{star}")
             lines.append(f"| {name} | {m} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("`*`: the 95% interval excludes zero. gold_bpb: lower is better; every other metric: higher.")
+    lines.append(
+        "`*`: the 95% interval excludes zero. gold_bpb: lower is better; every other metric: higher."
+    )
     return "\n".join(lines)
 
 
@@ -113,7 +119,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", default="runs/real_study", help="the real-data study's output folder")
     p.add_argument("--out", default="runs/affinity_vs_quality")
-    p.add_argument("--mixture", default="natural", help="arm of the study's confirm.json whose weights are used")
+    p.add_argument(
+        "--mixture", default="natural", help="arm of the study's confirm.json whose weights are used"
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--scale", type=float, default=None, help="tokens / proxy tokens (default: the study's)")
     p.add_argument("--limit", type=int, default=150, help="items per task the proxies are scored on")
@@ -124,8 +132,8 @@ def main() -> int:
 
     from mixlab.affinity.config import AffinityConfig
     from mixlab.affinity.stage import affinity_by_domain, affinity_pool
-    from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores
     from mixlab.config import load_config
+    from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores
     from mixlab.pipeline import ok_runs, run_swarm_step
     from mixlab.pool.pool import Pool
     from mixlab.select.config import QualityPolicy
@@ -147,7 +155,9 @@ def main() -> int:
     affinity = AffinityConfig(tasks=held_out_items(tasks, args.limit, out / "affinity_items"))
     summary = affinity_pool(pool, affinity, workers=args.workers)
     by_domain = affinity_by_domain(pool, "domains")
-    logging.info("affinity: %d documents; per domain:\n%s", summary["docs"], by_domain.round(3).to_string())
+    logging.getLogger("affinity_vs_quality").info(
+        "affinity: %d documents; per domain:\n%s", summary["docs"], by_domain.round(3).to_string()
+    )
 
     evaluation = base_cfg.evaluation.model_copy(update={"limit": args.limit})
     runs_of: dict[str, list[str]] = {}

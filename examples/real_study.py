@@ -93,7 +93,7 @@ def pretrain_base(data: Path, out: Path, steps: int, tokenizer: str) -> Path:
         mode="scratch", preset="demo-base", lr=3e-3, max_steps=steps, batch_size=16, block_size=128, seed=0
     )
     result = train_proxy(cfg, data, tokenizer, out)
-    logging.info(
+    logging.getLogger("real_study").info(
         "base model: %d steps, final loss %.3f, %.0f s", result.steps, result.final_loss, result.seconds
     )
     return out

@@ -683,7 +683,10 @@ def final_step(cfg: PipelineConfig, pool: Pool, work: Path, built: bool) -> tupl
         return None, f"skipped: {reason}"
     assert base is not None
     try:
-        final = run_final(cfg.final, base, pool.tokenizer_spec, eval_config(cfg), work, cfg.seed)
+        with pipeline_executor(cfg) as executor:
+            final = run_final(
+                cfg.final, base, pool.tokenizer_spec, eval_config(cfg), work, cfg.seed, executor=executor
+            )
     except Exception as exc:  # noqa: BLE001 - the report is still written; the command exits non-zero
         log.error("final run FAILED: %s (traceback: %s)", exc, final_paths(work).error)
         return None, f"failed: {exc}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from mixlab.affinity.config import AffinityConfig
 from mixlab.affinity.stage import affinity_by_domain, affinity_pool, cluster_task_table, format_table
 from mixlab.evaluation.tasks import parse_task_specs
+from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.pool import Pool
 from mixlab.stage_config import add_config_argument, flag_values, read_stage_section, stage_config
 
@@ -32,7 +33,8 @@ def _config(args: argparse.Namespace) -> AffinityConfig:
 def _cmd_affinity(args: argparse.Namespace) -> int:
     config = _config(args)
     pool = Pool.open(args.pool)
-    summary = affinity_pool(pool, config, workers=args.workers, force=args.force)
+    with executor_from_args(args) as executor:
+        summary = affinity_pool(pool, config, force=args.force, executor=executor)
     state = "" if summary["computed_shards"] else " (all shards already done; --force to redo)"
     print(f"affinity of {pool.root}: {summary['docs']} documents, tasks {', '.join(summary['tasks'])}{state}")
     for task, s in summary["per_task"].items():
@@ -75,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--smoothing", type=float, default=None, help="additive pseudo-count per bucket")
     p.add_argument("--n-features", type=int, default=None, help="hashed n-gram buckets")
     p.add_argument("--combine", choices=("max", "mean"), default=None, help="the 'affinity' column")
-    p.add_argument("--workers", type=int, default=1, help="processes for the per-shard pass")
+    p.add_argument(
+        "--workers", type=int, default=1, help="processes (or local Ray CPUs) for the per-shard pass"
+    )
+    add_executor_arguments(p)
     p.add_argument("--force", action="store_true", help="refit and redo all shards")
     p.set_defaults(func=_cmd_affinity)

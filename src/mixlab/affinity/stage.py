@@ -28,7 +28,7 @@ from mixlab.affinity.config import AffinityConfig
 from mixlab.affinity.model import DsirAffinityModel
 from mixlab.domains.anchored import task_item_texts
 from mixlab.domains.methods import natural_key
-from mixlab.executors.local import map_shards
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.pool.pool import Pool, PoolError, atomic_write_text, fingerprint
 
 ATTR = "affinity"
@@ -123,9 +123,14 @@ def affinity_shard(pool_root: str, shard: str, config: AffinityConfig) -> pa.Tab
 
 
 def affinity_pool(
-    pool: Pool, config: AffinityConfig, workers: int = 1, force: bool = False
+    pool: Pool,
+    config: AffinityConfig,
+    workers: int = 1,
+    force: bool = False,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """Write the ``affinity`` attribute of ``pool`` (fit once, then per shard); return a summary.
+    """Write the ``affinity`` attribute of ``pool`` (fit once in the driver, then per shard through
+    ``executor``, default a local one of ``workers`` processes); return a summary.
 
     The summary has ``docs``, ``tasks``, ``computed_shards``, ``fit`` (facts of the fit; empty when the
     saved model was reused) and ``per_task`` (pool mean and quartiles of each task's affinity).
@@ -136,12 +141,12 @@ def affinity_pool(
     key = _key(pool, config)
     with pool.lock(ATTR):
         fit = fit_affinity(pool, config, force=force)
-        computed = map_shards(
+        computed = resolve_executor(executor, workers).map_shards(
             affinity_shard,
             pool,
             ATTR,
             config,
-            workers=workers,
+            resources=Resources(cpus=1.0),
             force=force,
             desc="affinity",
             fp=fingerprint(key),

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.final.config import FinalConfig
 from mixlab.paths import clean_stale, file_lock, new_temp_dir, replace_dir
 from mixlab.pool.pool import atomic_write_text, fingerprint
@@ -147,6 +148,23 @@ def _train(recipe: Any, dataset: Path, tokenizer: str, model_dir: Path) -> dict[
     }
 
 
+def _launch(
+    executor: Executor | None, recipe: Any, dataset: Path, tokenizer: str, model_dir: Path
+) -> dict[str, Any]:
+    """:func:`_train` as one call through ``executor`` (a Ray task on a cluster), its exception re-raised."""
+    executor = resolve_executor(executor)
+    on_gpu = recipe.device == "cuda" or (recipe.device == "auto" and executor.total_gpus() > 0)
+    resources = Resources(cpus=float(recipe.num_threads or 1), gpus=1.0 if on_gpu else 0.0)
+    for _, outcome in executor.map_runs(
+        _train, [("final", (recipe, dataset, tokenizer, model_dir))], resources
+    ):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        result: dict[str, Any] = outcome
+        return result
+    raise RuntimeError("the executor returned no outcome for the final run")  # pragma: no cover
+
+
 def _evaluate(model: str | Path, eval_config: Any, out: Path) -> dict[str, Any]:
     from mixlab.evaluation.runner import evaluate_run
 
@@ -187,9 +205,13 @@ def run_final(
     eval_config: Any,
     workdir: str | Path,
     seed: int = 0,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Train the base model on ``OUT/final/dataset`` with ``config``'s recipe, merge, score before and
     after; write and return ``final.json``. Finished steps whose inputs did not change are reused.
+
+    The training is launched as the swarm's proxies are: one call through ``executor`` (default: in this
+    process) asking for the recipe's threads as CPUs and, on CUDA, one GPU.
     """
     paths = final_paths(workdir)
     manifest = paths.dataset / "manifest.json"
@@ -214,7 +236,7 @@ def run_final(
                 "train",
                 train_key,
                 (paths.model / "config.json").exists(),
-                lambda: _train(recipe, paths.dataset, tokenizer, paths.model),
+                lambda: _launch(executor, recipe, paths.dataset, tokenizer, paths.model),
             )
             summary: dict[str, Any] = {
                 "base_model": base_model,
