@@ -330,6 +330,13 @@ def main() -> None:
     ap.add_argument("--scale-gb", type=float, default=2.0, help="GB of JSONL to build (default 2)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes on each side (default 2)")
     ap.add_argument("--rate", type=float, default=0.5, help="share of the tokens selected (default 0.5)")
+    ap.add_argument(
+        "--only",
+        choices=["mixlab"],
+        default=None,
+        help="measure mixlab's side alone (a memory or speed check after a change; no ratio is printed: the "
+        "comparison needs both sides in one run)",
+    )
     ap.add_argument("--side", choices=["mixlab", "datatrove"], default=None, help=argparse.SUPPRESS)
     for hidden in ("--data", "--work", "--tokenizer-json", "--result"):
         ap.add_argument(hidden, default=None, help=argparse.SUPPRESS)
@@ -349,6 +356,15 @@ def main() -> None:
         )
         m = measure("mixlab", scratch / "input", scratch, tokenizer, args.workers, args.rate)
         print(f"mixlab: {m['total_s']:.1f} s", flush=True)
+        if args.only:
+            print(
+                f"mixlab alone: {inp['docs'] / m['total_s']:.0f} documents/s, {m['cpu_s']:.0f} CPU s, peak RSS "
+                f"{m['tree_peak_rss'] / GIB:.2f} GiB (process tree), {m['largest_process_rss'] / GIB:.2f} GiB "
+                f"(largest process); output {m['output_bytes'] / GB:.2f} GB"
+            )
+            for key in sorted(k for k in m if k.endswith(("_s", "_growth"))):
+                print(f"  {key}: {m[key]:.1f}" if key.endswith("_s") else f"  {key}: {m[key] / GIB:.3f} GiB")
+            return
         d = measure("datatrove", scratch / "input", scratch, tokenizer, args.workers, args.rate)
         print(f"datatrove: {d['total_s']:.1f} s", flush=True)
         report(inp, m, d, args.workers, args.rate)
