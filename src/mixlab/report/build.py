@@ -139,23 +139,27 @@ def _confirm_section(confirm: dict[str, Any], pdir: Path) -> list[tuple[str, pd.
 
 
 def _forest(confirm: dict[str, Any], pdir: Path) -> Path:
+    from mixlab.regression.signal import DIRECTIONS
+
     metric = confirm["objective_metrics"].get("total", "acc")
     rows = []
     for m in dict.fromkeys([metric, "acc"]):
+        up = DIRECTIONS.get(m, "max") == "max"
         for base, by_metric in confirm["comparisons"].get("optimal", {}).items():
             iv = by_metric[m]["total"]
-            rows.append((f"optimal - {base} ({m})", iv["diff"], iv["low"], iv["high"]))
+            rows.append((f"optimal - {base} ({m})", iv["diff"], iv["low"], iv["high"], up))
     for task in confirm["tasks"]:
         arm = f"optimal_{task}"
         if "optimal" in confirm["comparisons"].get(arm, {}):
             m = confirm["objective_metrics"].get(task, "acc")
             iv = confirm["comparisons"][arm]["optimal"][m][task]
-            rows.append((f"{arm} - optimal ({task} {m})", iv["diff"], iv["low"], iv["high"]))
+            up = DIRECTIONS.get(m, "max") == "max"
+            rows.append((f"{arm} - optimal ({task} {m})", iv["diff"], iv["low"], iv["high"], up))
     return plots.interval_forest(
         rows,
         pdir / "confirm_intervals.png",
-        "confirmed differences, 95% intervals",
-        "difference (arm - baseline)",
+        "confirmed differences, 95% intervals\n(green: arm better, red: worse, grey: cannot tell)",
+        "difference (arm - baseline); gold_bpb: lower is better",
     )
 
 

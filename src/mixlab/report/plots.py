@@ -119,12 +119,18 @@ def confirm_scores(scores: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def interval_forest(rows: list[tuple[str, float, float, float]], path: Path, title: str, xlabel: str) -> Path:
-    """Differences with their 95% intervals, one line per comparison (label, diff, low, high)."""
+def interval_forest(
+    rows: list[tuple[str, float, float, float, bool]], path: Path, title: str, xlabel: str
+) -> Path:
+    """Differences with their 95% intervals, one line per comparison (label, diff, low, high, higher is
+    better): green where the arm is better (for gold_bpb, a negative difference), red where it is worse,
+    grey where the interval contains zero."""
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
     y = np.arange(len(rows))[::-1]
-    for yi, (_, diff, low, high) in zip(y, rows, strict=True):
-        color = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
+    for yi, (_, diff, low, high, higher_better) in zip(y, rows, strict=True):
+        above, below = low > 0, high < 0
+        better, worse = (above, below) if higher_better else (below, above)
+        color = "tab:green" if better else ("tab:red" if worse else "tab:gray")
         ax.plot([low, high], [yi, yi], color=color, lw=2)
         ax.plot([diff], [yi], "o", color=color)
     ax.axvline(0.0, color="black", lw=0.8)
