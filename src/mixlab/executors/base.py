@@ -273,14 +273,17 @@ class Executor(ABC):
         resources: Resources = DEFAULT_RESOURCES,
         desc: str = "calls",
         unit: str = "call",
+        top: bool = True,
     ) -> Iterator[tuple[int, Any]]:
         """``(i, fn(*calls[i]))`` for every call, as calls finish, under one progress bar. A call that raises
         is tried again up to ``retries`` times (a worker may die); then the first failed call's exception is
-        raised, after the other calls finished. ``fn`` must give the same result on every attempt."""
+        raised, after the other calls finished. ``fn`` must give the same result on every attempt.
+        ``top=False`` marks the bar as a sub-step's, hidden where a pipeline shows one line per step (e.g.
+        the export of every proxy's selection inside the swarm)."""
         attempts = [0] * len(calls)
         errors: dict[int, BaseException] = {}
         pending = list(range(len(calls)))
-        with tqdm(total=len(calls), desc=desc, unit=unit, top=True, disable=len(calls) < 2) as bar:
+        with tqdm(total=len(calls), desc=desc, unit=unit, top=top, disable=len(calls) < 2) as bar:
             while pending:
                 again: list[int] = []
                 jobs = [(str(i), calls[i]) for i in pending]

@@ -139,7 +139,9 @@ def _spill_parts(pool: Pool, chosen: Any, tmp: Path, part_rows: int, executor: E
         for shard, rows in by_shard
     ]
     n_rows = n_chars = 0
-    for _, stats in executor.map_calls(spill_shard, calls, EXPORT_RESOURCES, "export: read shards", "shard"):
+    for _, stats in executor.map_calls(
+        spill_shard, calls, EXPORT_RESOURCES, "export: read shards", "shard", top=False
+    ):
         n_rows += stats["rows"]
         n_chars += stats["chars"]
     log.debug("export: spilled %d rows, %d characters from %d shard(s)", n_rows, n_chars, len(calls))
