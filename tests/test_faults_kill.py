@@ -87,6 +87,38 @@ def test_annotation_killed_at_random_moments_reruns_byte_identical(
     assert attr_snapshot(pool_dir, *names) == ref
 
 
+def test_stage_through_ray_killed_then_rerun_byte_identical(world: dict[str, Path], tmp_path: Path) -> None:
+    """The driver of a quality run on a Ray cluster is SIGKILLed mid-stage, twice; the cluster (owned by
+    this test, as a real cluster outlives its drivers) stays up. The rerun through Ray writes what an
+    uninterrupted local run wrote, byte for byte."""
+    ray = pytest.importorskip("ray")
+    from mixlab.executors.ray import start_local_ray
+
+    stage, names = "quality", ATTRS["quality"]
+    ref_pool, _ = reference(world, stage, stage_options(world, stage))
+    ref = attr_snapshot(ref_pool, *names)
+    start_local_ray(ray, 2)
+    try:
+        ray_env = {
+            k: v for k, v in os.environ.items() if k.startswith("RAY_")
+        }  # the forkserver predates them
+        opts = stage_options(world, stage, ray_address=ray.get_runtime_context().gcs_address, ray_env=ray_env)
+        ray_ref = tmp_path / "ray-ref"
+        copy_pool(world["base"], ray_ref)
+        took = run_child(stage, ray_ref, opts, tmp_path / "child.log")  # Ray's own time, joining included
+        assert attr_snapshot(ray_ref, *names) == ref  # local and Ray agree before anything is killed
+        pool_dir = copy_pool(world["base"], tmp_path / "pool")
+        codes = [
+            kill_at(moment, stage, pool_dir, opts, tmp_path / "child.log", pool_dir)
+            for moment in kill_moments(53, took, 2, kinds=("time",))
+        ]
+        assert -9 in codes
+        run_child(stage, pool_dir, opts, tmp_path / "child.log")
+        assert attr_snapshot(pool_dir, *names) == ref
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.parametrize(
     ("stage", "first", "second"),
     [("dedup", {}, {"threshold": 0.2}), ("quality", {}, {"n_buckets": 3})],

@@ -80,23 +80,32 @@ def run_stage(stage: str, root: str, options: dict[str, Any]) -> dict[str, Any]:
         )
         return {"docs": pool.n_docs()}
     pool = Pool.open(root)
+    executor = None
+    if options.get("ray_address"):  # join a Ray cluster that outlives this (killable) driver
+        from mixlab.executors.ray import RayExecutor
+
+        os.environ.update(options.get("ray_env", {}))  # e.g. RAY_AUTH_MODE=token, as its head set it
+
+        executor = RayExecutor(workers=2, address=options["ray_address"])
     if stage == "partition":
         from mixlab.domains.config import PartitionConfig
         from mixlab.domains.partition import partition_pool
 
-        return partition_pool(pool, PartitionConfig(method="rules"), workers=options.get("workers", 1))
+        return partition_pool(
+            pool, PartitionConfig(method="rules"), workers=options.get("workers", 1), executor=executor
+        )
     if stage == "quality":
         from mixlab.quality.config import QualityConfig
         from mixlab.quality.stage import score_quality
 
         config = QualityConfig(n_buckets=options.get("n_buckets", 5))
-        return score_quality(pool, config, workers=options.get("workers", 1))
+        return score_quality(pool, config, workers=options.get("workers", 1), executor=executor)
     if stage == "dedup":
         from mixlab.dedup.config import DedupConfig
         from mixlab.dedup.stage import dedup_pool
 
         config = DedupConfig(threshold=options.get("threshold", 0.4))
-        return dedup_pool(pool, config, workers=options.get("workers", 1))
+        return dedup_pool(pool, config, workers=options.get("workers", 1), executor=executor)
     if stage == "decontam":
         from mixlab.dedup.config import DecontamConfig
         from mixlab.dedup.stage import decontaminate_pool
