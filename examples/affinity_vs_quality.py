@@ -38,6 +38,8 @@ import numpy as np
 TASKS = ("roleplay", "reasoning", "function_calling", "rag")
 METRICS = ("acc", "acc_norm", "gold_bpb", "correct_prob", "margin")
 POLICIES = {"random": "all", "quality": "affinity+quality:0", "affinity": "affinity"}
+BASELINES = ("quality", "random")
+#: Differences reported: arm - baseline.
 COMPARISONS = (("affinity", "quality"), ("affinity", "random"), ("quality", "random"))
 
 
@@ -57,37 +59,6 @@ def held_out_items(tasks: dict[str, str], skip: int, out: Path) -> dict[str, str
     return files
 
 
-def compare(
-    scores: dict[str, dict[str, dict[str, np.ndarray]]], runs_of: dict[str, list[str]], n_boot: int
-) -> dict[str, Any]:
-    """Arms' means and the paired bootstrap differences of :data:`COMPARISONS`, per metric and task."""
-    from mixlab.confirm.stats import PairedBootstrap
-
-    n_seeds = min(len(r) for r in runs_of.values())
-    runs_of = {a: r[:n_seeds] for a, r in runs_of.items()}
-
-    def matrix(arm: str, task: str, metric: str) -> np.ndarray:
-        return np.vstack([scores[r][task][metric] for r in runs_of[arm]])
-
-    result: dict[str, Any] = {"seeds": n_seeds, "arms": {}, "comparisons": {}}
-    for m in METRICS:
-        keep = {t: ~np.isnan(np.vstack([matrix(a, t, m) for a in runs_of])).any(axis=0) for t in TASKS}
-        plan = PairedBootstrap({t: int(keep[t].sum()) for t in TASKS}, n_seeds, n_boot=n_boot, seed=0)
-        for arm in runs_of:
-            per_task = {t: matrix(arm, t, m)[:, keep[t]].mean(axis=1) for t in TASKS}
-            entry = {t: {"mean": float(v.mean()), "values": v.tolist()} for t, v in per_task.items()}
-            total = np.sum(list(per_task.values()), axis=0)
-            entry["total"] = {"mean": float(total.mean()), "values": total.tolist()}
-            result["arms"].setdefault(arm, {})[m] = entry
-        for a, b in COMPARISONS:
-            x = {t: matrix(a, t, m)[:, keep[t]] for t in TASKS}
-            y = {t: matrix(b, t, m)[:, keep[t]] for t in TASKS}
-            row = {t: plan.diff(t, x[t], y[t]).as_dict() for t in TASKS}
-            row["total"] = plan.diff_total(x, y).as_dict()
-            result["comparisons"].setdefault(f"{a} - {b}", {})[m] = row
-    return result
-
-
 def table(result: dict[str, Any]) -> str:
     """Markdown: the arms' means, then every difference with its interval (lower gold_bpb is better)."""
     lines = ["| arm | metric | " + " | ".join(TASKS) + " | summed |", "|---" * (len(TASKS) + 3) + "|"]
@@ -100,14 +71,15 @@ def table(result: dict[str, Any]) -> str:
         "| difference | metric | " + " | ".join(TASKS) + " | summed |",
         "|---" * (len(TASKS) + 3) + "|",
     ]
-    for name, by_metric in result["comparisons"].items():
+    for arm, base in COMPARISONS:
+        by_metric = result["comparisons"][arm][base]
         for m in METRICS:
             cells = []
             for t in (*TASKS, "total"):
                 iv = by_metric[m][t]
                 star = "*" if iv["low"] > 0 or iv["high"] < 0 else ""
                 cells.append(f"{iv['diff']:+.3f} [{iv['low']:+.3f}, {iv['high']:+.3f}]{star}")
-            lines.append(f"| {name} | {m} | " + " | ".join(cells) + " |")
+            lines.append(f"| {arm} - {base} | {m} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(
         "`*`: the 95% interval excludes zero. gold_bpb: lower is better; every other metric: higher."
@@ -133,7 +105,7 @@ def main() -> int:
     from mixlab.affinity.config import AffinityConfig
     from mixlab.affinity.stage import affinity_by_domain, affinity_pool
     from mixlab.config import load_config
-    from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores
+    from mixlab.confirm.stage import arm_runs, confirm_ratios, read_item_scores, summarise
     from mixlab.pipeline import ok_runs, run_swarm_step
     from mixlab.pool.pool import Pool
     from mixlab.select.config import QualityPolicy
@@ -177,7 +149,8 @@ def main() -> int:
         runs_of[arm] = [f"{arm}/{r}" for r in runs]
         for r in runs:
             scores[f"{arm}/{r}"] = read_item_scores(out / name / "runs" / r / "eval", TASKS, METRICS)
-    result = compare(scores, runs_of, args.bootstrap)
+    # every arm against quality and random: paired bootstrap over items and seeds, as the confirmation
+    result = summarise(runs_of, scores, TASKS, METRICS, {}, n_boot=args.bootstrap, baselines=BASELINES)
     result.update(
         {
             "mixture": args.mixture,

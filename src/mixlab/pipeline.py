@@ -22,7 +22,7 @@ import pandas as pd
 from mixlab.config import PipelineConfig
 from mixlab.evaluation.config import EvalConfig
 from mixlab.executors import Executor, Resources, make_executor
-from mixlab.pool.ingest import ingest
+from mixlab.pool.ingest import ingest_config
 from mixlab.pool.pool import Pool, atomic_write_text
 from mixlab.swarm import read_metrics, read_ratios, write_ratios
 
@@ -122,20 +122,10 @@ def prepare_pool(cfg: PipelineConfig, executor: Executor | None = None) -> Pool:
     from mixlab.stage_summary import watch_ingest, watch_stage
 
     work = Path(cfg.workdir)
-    ing = cfg.ingest
     executor = executor or pipeline_executor(cfg)
     with watch_ingest(work / "pool", log):  # one line per step: documents, tokens, seconds, drops
-        pool = ingest(
-            ing.inputs,
-            work / "pool",
-            tokenizer=ing.tokenizer,
-            shard_docs=ing.shard_docs,
-            max_chars=ing.max_chars,
-            text_field=ing.text_field,
-            decode_tokenizer=ing.decode_tokenizer,
-            on_error=ing.on_error,
-            executor=executor,  # input files and row groups in parallel; the same pool for any workers
-        )
+        # input files and row groups in parallel; the same pool for any number of workers
+        pool = ingest_config(cfg.ingest, work / "pool", executor=executor)
     with watch_stage(pool, "domains", log):
         partition_pool(pool, cfg.partition, executor=executor)
     if cfg.quality is not None:

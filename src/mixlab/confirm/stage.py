@@ -110,12 +110,13 @@ def summarise(
     weights: Mapping[str, Mapping[str, float]] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
+    baselines: Sequence[str] = BASELINES,
 ) -> dict[str, Any]:
     """Everything of ``confirm.json`` from per-run item scores.
 
     ``runs_of``: arm -> its run ids (runs that failed are simply absent from ``scores``); ``scores``: run ->
     task -> metric -> per-item values; ``headline_metrics``: objective (``total`` or a task) -> the metric
-    its optimum was chosen on.
+    its optimum was chosen on; ``baselines``: the arms every other arm is compared with (when present).
     """
     arms = {a: [r for r in runs if r in scores] for a, runs in runs_of.items()}
     missing = [a for a, runs in arms.items() if not runs]
@@ -156,7 +157,7 @@ def summarise(
     for m in metrics:
         sub = PairedBootstrap({t: int(keep[(t, m)].sum()) for t in tasks}, n_seeds, n_boot=n_boot, seed=seed)
         for arm in arms:
-            for base in BASELINES:
+            for base in baselines:
                 if base == arm or base not in arms:
                     continue
                 a = {t: matrix(arm, t, m)[:, keep[(t, m)]] for t in tasks}

@@ -9,7 +9,7 @@ from typing import Any
 
 from mixlab.executors import add_executor_arguments, executor_from_args
 from mixlab.pool.config import IngestConfig
-from mixlab.pool.ingest import ingest
+from mixlab.pool.ingest import ingest_config
 from mixlab.pool.pool import Pool
 from mixlab.stage_config import add_config_argument, flag_values, stage_config
 
@@ -29,18 +29,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         flag_names={"inputs": "INPUTS", "tokenizer": "--tokenizer"},
     )
     with executor_from_args(args) as executor:
-        pool = ingest(
-            cfg.inputs,
-            args.out,
-            tokenizer=cfg.tokenizer,
-            shard_docs=cfg.shard_docs,
-            max_chars=cfg.max_chars,
-            text_field=cfg.text_field,
-            decode_tokenizer=cfg.decode_tokenizer,
-            force=args.force,
-            on_error=cfg.on_error,
-            executor=executor,
-        )
+        pool = ingest_config(cfg, args.out, force=args.force, executor=executor)
     meta = pool.meta
     records = meta.get("documents_in", pool.n_docs() + pool.quarantine_count())
     print(

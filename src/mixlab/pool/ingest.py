@@ -30,6 +30,7 @@ from typing import Literal
 
 from mixlab.executors import Executor, Resources, resolve_executor
 from mixlab.paths import clean_stale, dir_lock, new_temp_dir, replace_dir
+from mixlab.pool.config import IngestConfig
 from mixlab.pool.ingest_errors import FILE_ERRORS, IngestError, file_reason
 from mixlab.pool.ingest_shards import SHARD_SCHEMA, merge_units, shard_pieces, write_shard
 from mixlab.pool.ingest_units import UnitResult, UnitSettings, plan_units, read_unit
@@ -45,6 +46,7 @@ __all__ = [
     "content_fingerprint",
     "file_reason",
     "ingest",
+    "ingest_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,24 @@ def ingest(
 
 #: What one ingest task needs: one CPU.
 INGEST_RESOURCES = Resources(cpus=1)
+
+
+def ingest_config(
+    config: IngestConfig, out: str | Path, force: bool = False, executor: Executor | None = None
+) -> Pool:
+    """:func:`ingest` with the settings of an ``ingest`` section (``mixlab ingest`` and ``mixlab run``)."""
+    return ingest(
+        config.inputs,
+        out,
+        tokenizer=config.tokenizer,
+        shard_docs=config.shard_docs,
+        max_chars=config.max_chars,
+        text_field=config.text_field,
+        decode_tokenizer=config.decode_tokenizer,
+        force=force,
+        on_error=config.on_error,
+        executor=executor,
+    )
 
 
 def _build(
